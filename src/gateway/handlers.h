@@ -1,0 +1,15 @@
+#ifndef IRIS_HANDLERS_H
+#define IRIS_HANDLERS_H
+
+struct request;
+
+/*
+ * Route handlers.  The router has already enforced the route's method,
+ * key, rate limit, query parameters and body shape; each handler answers
+ * with reply_json or reply_error.
+ */
+void	health_get(struct request *req);
+void	sandbox_get(struct request *req);
+void	execute_post(struct request *req);
+
+#endif

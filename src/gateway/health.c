@@ -1,0 +1,27 @@
+/* GET /api/iris/health: is the gateway able to serve?  No key needed. */
+#include <json-c/json.h>
+
+#include "gateway/handlers.h"
+#include "gateway/reply.h"
+#include "gateway/request.h"
+#include "gateway/store.h"
+
+void
+health_get(struct request *req)
+{
+	struct json_object *obj, *checks;
+	int db_ok = store_ping(req->store) == STORE_OK;
+
+	checks = json_object_new_object();
+	json_object_object_add(checks, "database",
+	    json_object_new_string(db_ok ? "ok" : "failed"));
+	obj = json_object_new_object();
+	json_object_object_add(obj, "status",
+	    json_object_new_string(db_ok ? "ok" : "degraded"));
+	json_object_object_add(obj, "version",
+	    json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(obj, "checks", checks);
+	reply_json(req, db_ok ? 200 : 503, obj);
+	if (!db_ok)
+		req->error_code = "unavailable";
+}

@@ -1,0 +1,268 @@
+/*
+ * iris-gateway: a FastCGI responder.  Worker threads each accept and serve
+ * one request at a time; the main thread waits for SIGTERM/SIGINT, then
+ * stops the accepting, lets in-flight requests finish (bounded), flushes
+ * the audit writer and exits.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/arena.h"
+#include "common/log.h"
+#include "gateway/audit.h"
+#include "gateway/config.h"
+#include "gateway/request.h"
+#include "gateway/router.h"
+#include "gateway/store.h"
+
+#define ARENA_MAX	((size_t)64 << 20)
+
+static struct config cfg;
+static int listen_fd = -1;
+static int stop_pipe[2] = { -1, -1 };	/* readable once we are stopping */
+static int owns_socket;
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
+static long live_workers;
+
+/* Blocks until a connection may be waiting.  Returns 0, or -1 to stop. */
+static int
+wait_for_connection(void)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = listen_fd, .events = POLLIN },
+		{ .fd = stop_pipe[0], .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			return -1;
+		}
+		if (pfd[1].revents)
+			return -1;
+		if (pfd[0].revents)
+			return 0;
+	}
+}
+
+static void
+serve_one(FCGX_Request *fr, struct arena *arena, struct store *st)
+{
+	struct request req;
+
+	memset(&req, 0, sizeof(req));
+	req.arena = arena;
+	req.store = st;
+	req.cfg = &cfg;
+	req.fcgi = fr;
+	if (request_init(&req) == 0)
+		router_serve(&req);
+	request_release(&req);
+	arena_reset(arena);
+}
+
+static void *
+worker(void *arg)
+{
+	FCGX_Request fr;
+	struct arena *arena = NULL;
+	struct store *st = NULL;
+
+	(void)arg;
+	if ((arena = arena_new(ARENA_MAX)) == NULL ||
+	    (st = store_open(cfg.db_path, (int)cfg.db_busy_ms)) == NULL) {
+		log_warnx("worker could not start");
+		goto done;
+	}
+	if (FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_warnx("FCGX_InitRequest failed");
+		goto done;
+	}
+	/*
+	 * The listening socket is non-blocking: poll says a connection may
+	 * be waiting, and when another worker took it first, accept fails
+	 * with EAGAIN and we poll again.  So a stop is seen at once.
+	 */
+	while (wait_for_connection() == 0) {
+		if (FCGX_Accept_r(&fr) < 0)
+			continue;
+		serve_one(&fr, arena, st);
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+done:
+	store_close(st);
+	arena_free(arena);
+	pthread_mutex_lock(&live_lock);
+	live_workers--;
+	pthread_cond_signal(&live_cond);
+	pthread_mutex_unlock(&live_lock);
+	return NULL;
+}
+
+/* fd 0 as spawn-fcgi leaves it, or fd 3 as systemd's LISTEN_FDS=1 does. */
+static int
+inherited_socket(void)
+{
+	const char *lf = getenv("LISTEN_FDS");
+	int fd = lf && strcmp(lf, "1") == 0 ? 3 : 0, acc = 0;
+	socklen_t len = sizeof(acc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc)
+		return fd;
+	return -1;
+}
+
+static int
+open_socket(const char *path, mode_t mode)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		fatalx("IRIS_SOCKET is longer than %zu bytes",
+		    sizeof(sun.sun_path) - 1);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	/* A stale socket from an unclean exit would block bind. */
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("unlink %s", path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("bind %s", path);
+	if (chmod(path, mode) == -1)
+		fatal("chmod %s", path);
+	if (listen(fd, 1024) == -1)
+		fatal("listen %s", path);
+	owns_socket = 1;
+	return fd;
+}
+
+static void
+set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		fatal("fcntl");
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: iris-gateway\n"
+	    "Serves the Iris API over FastCGI.  Settings, from the "
+	    "environment:\n");
+	config_usage(stderr);
+	exit(2);
+}
+
+/* Waits for workers to finish, until deadline.  Returns those left. */
+static long
+drain(long seconds)
+{
+	struct timespec deadline;
+	long left;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += seconds;
+	pthread_mutex_lock(&live_lock);
+	while (live_workers > 0 && pthread_cond_timedwait(&live_cond,
+	    &live_lock, &deadline) != ETIMEDOUT)
+		;
+	left = live_workers;
+	pthread_mutex_unlock(&live_lock);
+	return left;
+}
+
+int
+main(int argc, char *argv[] __attribute__((unused)))
+{
+	char err[256];
+	sigset_t sigs;
+	pthread_t tid;
+	pthread_attr_t attr;
+	long i, left;
+	int sig;
+
+	if (argc > 1)
+		usage();
+	log_init("iris-gateway", 0);
+	if (config_load(&cfg, NULL, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	log_init("iris-gateway", (int)cfg.verbose);
+
+	/* Every thread inherits this mask; only sigwait below sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (store_migrate(cfg.db_path, (int)cfg.db_busy_ms) == -1)
+		fatalx("database %s cannot be opened or migrated",
+		    cfg.db_path);
+	if (FCGX_Init() != 0)
+		fatalx("FCGX_Init failed");
+	if ((listen_fd = inherited_socket()) == -1)
+		listen_fd = open_socket(cfg.socket_path,
+		    (mode_t)cfg.socket_mode);
+	set_nonblocking(listen_fd);
+	if (pipe2(stop_pipe, O_CLOEXEC) == -1)
+		fatal("pipe");
+	if (audit_start(cfg.db_path, (int)cfg.db_busy_ms) == -1)
+		fatalx("the audit writer could not start");
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, (size_t)512 << 10);
+	for (i = 0; i < cfg.workers; i++) {
+		pthread_mutex_lock(&live_lock);
+		live_workers++;
+		pthread_mutex_unlock(&live_lock);
+		if (pthread_create(&tid, &attr, worker, NULL) != 0)
+			fatalx("cannot start worker %ld", i);
+	}
+	pthread_attr_destroy(&attr);
+	log_info("version %s serving on %s with %ld workers",
+	    PACKAGE_VERSION, owns_socket ? cfg.socket_path : "an inherited "
+	    "socket", cfg.workers);
+
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			fatalx("sigwait");
+	} while (sig == SIGHUP);
+
+	log_info("signal %d: draining in-flight requests (up to %ld s)", sig,
+	    cfg.drain_s);
+	if (write(stop_pipe[1], "x", 1) != 1)
+		log_warn("stop pipe");
+	if (owns_socket)
+		unlink(cfg.socket_path);
+	if ((left = drain(cfg.drain_s)) > 0)
+		log_warnx("%ld requests still running after %ld s; exiting",
+		    left, cfg.drain_s);
+	close(listen_fd);
+	audit_stop();
+	log_info("stopped");
+	return left > 0 ? 1 : 0;
+}

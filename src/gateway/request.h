@@ -1,0 +1,83 @@
+#ifndef IRIS_REQUEST_H
+#define IRIS_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/apikey.h"
+#include "common/buf.h"
+#include "common/ids.h"
+#include "gateway/query.h"
+#include "gateway/ratelimit.h"
+
+struct arena;
+struct config;
+struct json_object;
+struct route;
+struct store;
+struct FCGX_Request;
+
+/*
+ * One request as it passes through the phases (router.c): what the client
+ * sent, what the phases learned, and the answer being built.  Everything
+ * hangs off the worker's arena and ends with its reset.
+ */
+struct request {
+	/* The worker's, valid for the request's life. */
+	struct arena		*arena;
+	struct store		*store;
+	const struct config	*cfg;
+	struct FCGX_Request	*fcgi;
+
+	/* From the FastCGI parameters (never NULL; "" if absent). */
+	const char		*method;
+	const char		*path;
+	const char		*query;
+	const char		*content_type;
+	const char		*client_addr;
+	long			 content_length;	/* -1 if absent */
+	char			 id[IDS_ULID_BUFSZ];
+	int64_t			 started_ms;		/* monotonic */
+
+	/* Learned by the phases. */
+	const struct route	*route;
+	struct query_param	 params[QUERY_MAX_PARAMS];
+	size_t			 nparams;
+	struct json_object	*body;		/* the JSON object, or NULL */
+	int			 authenticated;
+	char			 key_id[APIKEY_ID_LEN + 1];
+	char			 project_id[IDS_MAX_LEN + 1];
+	long			 rate_limit;
+	struct rl_result	 rate;
+
+	/* The answer. */
+	int			 status;	/* 0 until one is set */
+	const char		*error_code;	/* for the audit row */
+	struct buf		 headers;	/* extra "Name: value\r\n" lines */
+	struct buf		 out;		/* the body */
+};
+
+/* Returns the FastCGI parameter name, or "" if absent. */
+const char	*request_param(struct request *req, const char *name);
+
+/*
+ * Fills req from its FastCGI parameters and starts the clock.
+ * Returns 0, or -1 if memory ran out.
+ */
+int		 request_init(struct request *req);
+
+/*
+ * Reads the body, at most max bytes.  OUT: *data (arena-owned, NUL-
+ * terminated), *len.  Returns 0; 1 if it is longer than max; -1 if the
+ * client sent less than its Content-Length or memory ran out.
+ */
+int		 request_read_body(struct request *req, size_t max,
+		    char **data, size_t *len);
+
+/* Sends the status line, headers and body built in req. */
+void		 request_send(struct request *req);
+
+/* Releases what request_init allocated outside the arena. */
+void		 request_release(struct request *req);
+
+#endif

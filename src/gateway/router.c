@@ -1,0 +1,346 @@
+/*
+ * The route table and the request phases, in nginx's manner:
+ * route -> authenticate -> rate limit -> query -> body -> handler ->
+ * respond -> audit.  Handlers only see requests that passed the table.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/arena.h"
+#include "common/log.h"
+#include "common/timestamp.h"
+#include "gateway/audit.h"
+#include "gateway/auth.h"
+#include "gateway/config.h"
+#include "gateway/handlers.h"
+#include "gateway/reply.h"
+#include "gateway/request.h"
+#include "gateway/router.h"
+#include "gateway/store.h"
+
+#define JSON_MAX_DEPTH	32
+
+static const char *const q_sandbox[] = { "sandboxId", NULL };
+
+static const struct route routes[] = {
+	{ .method = "GET", .path = "/api/iris/health",
+	  .handler = health_get },
+	{ .method = "GET", .path = "/api/iris/sandbox", .needs_key = 1,
+	  .query = q_sandbox, .handler = sandbox_get },
+	{ .method = "POST", .path = "/api/iris/execute", .needs_key = 1,
+	  .body = BODY_REQUIRED, .handler = execute_post },
+};
+
+#define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+const struct route *
+router_match(const char *method, const char *path, char *allow,
+    size_t allowsz)
+{
+	size_t i, used = 0;
+
+	allow[0] = '\0';
+	for (i = 0; i < NROUTES; i++) {
+		if (strcmp(routes[i].path, path) != 0)
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			return &routes[i];
+		used += (size_t)snprintf(allow + used, allowsz - used, "%s%s",
+		    used ? ", " : "", routes[i].method);
+		if (used >= allowsz)
+			used = allowsz - 1;
+	}
+	return NULL;
+}
+
+const char *
+router_query(struct request *req, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nparams; i++)
+		if (strcmp(req->params[i].name, name) == 0)
+			return req->params[i].value;
+	return NULL;
+}
+
+static int
+route_phase(struct request *req)
+{
+	char allow[64];
+
+	if ((req->route = router_match(req->method, req->path, allow,
+	    sizeof(allow))) != NULL)
+		return 0;
+	if (allow[0] == '\0') {
+		reply_error(req, 404, "not_found", NULL,
+		    "no such route; see the API reference for the routes");
+		return -1;
+	}
+	reply_header(req, "Allow", "%s", allow);
+	reply_error(req, 405, "method_not_allowed", NULL,
+	    "method %.16s is not allowed here; allowed: %s", req->method,
+	    allow);
+	return -1;
+}
+
+static void
+rate_headers(struct request *req)
+{
+	reply_header(req, "RateLimit-Limit", "%ld", req->rate_limit);
+	reply_header(req, "RateLimit-Remaining", "%ld", req->rate.remaining);
+	reply_header(req, "RateLimit-Reset", "%ld", req->rate.reset_s);
+}
+
+static int
+auth_phase(struct request *req)
+{
+	enum auth_result ar;
+	enum store_status sr;
+
+	if (!req->route->needs_key)
+		return 0;
+	if ((ar = auth_check(req)) != AUTH_OK) {
+		req->key_id[0] = '\0';
+		if (ar == AUTH_UNAVAILABLE) {
+			reply_error(req, 503, "unavailable", NULL,
+			    "the database is not answering; try again shortly");
+			return -1;
+		}
+		reply_header(req, "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "unauthorized", NULL,
+		    "a valid API key is required: send 'Authorization: Bearer "
+		    "<key>' or 'X-API-Key: <key>'");
+		return -1;
+	}
+	sr = store_rate_admit(req->store, req->key_id, ts_now_ms() * 1000,
+	    &req->rate, &req->rate_limit);
+	if (sr == STORE_NOT_FOUND) {	/* revoked a moment ago */
+		req->authenticated = 0;
+		req->key_id[0] = req->project_id[0] = '\0';
+		reply_header(req, "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "unauthorized", NULL,
+		    "a valid API key is required: send 'Authorization: Bearer "
+		    "<key>' or 'X-API-Key: <key>'");
+		return -1;
+	}
+	if (sr != STORE_OK) {
+		req->rate_limit = 0;
+		reply_error(req, 503, "unavailable", NULL,
+		    "the database is not answering; try again shortly");
+		return -1;
+	}
+	if (!req->rate.admitted) {
+		reply_header(req, "Retry-After", "%ld", req->rate.reset_s);
+		reply_error(req, 429, "rate_limited", NULL,
+		    "rate limit of %ld requests exceeded; retry in %ld s",
+		    req->rate_limit, req->rate.reset_s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+allowed_param(const struct route *r, const char *name)
+{
+	const char *const *q;
+
+	for (q = r->query; q && *q; q++)
+		if (strcmp(*q, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+query_phase(struct request *req)
+{
+	const char *bad = NULL;
+	size_t i, j;
+
+	switch (query_parse(req->arena, req->query, req->params,
+	    &req->nparams, &bad)) {
+	case QUERY_OK:
+		break;
+	case QUERY_TOO_MANY:
+		reply_error(req, 400, "invalid_request", NULL,
+		    "too many query parameters");
+		return -1;
+	case QUERY_BAD_ENCODING:
+		reply_error(req, 400, "invalid_request", NULL,
+		    "query parameter '%.64s' is not valid percent-encoding",
+		    bad ? bad : "");
+		return -1;
+	default:
+		reply_error(req, 503, "unavailable", NULL,
+		    "the gateway is out of memory; try again shortly");
+		return -1;
+	}
+	for (i = 0; i < req->nparams; i++) {
+		const char *name = req->params[i].name;
+
+		if (!allowed_param(req->route, name)) {
+			reply_error(req, 400, "invalid_request", name,
+			    "unknown query parameter '%.64s'", name);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(req->params[j].name, name) == 0) {
+				reply_error(req, 400, "invalid_request", name,
+				    "query parameter '%.64s' is repeated",
+				    name);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/* "application/json", any case, optionally followed by parameters. */
+static int
+is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static void
+put_json(void *p)
+{
+	json_object_put(p);
+}
+
+/* Parses text[0..len) as one JSON object.  Returns NULL with a message. */
+static struct json_object *
+parse_object(struct request *req, const char *text, size_t len,
+    const char **why)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	enum json_tokener_error jerr;
+
+	if (len > (size_t)__INT_MAX__ ||
+	    (tok = json_tokener_new_ex(JSON_MAX_DEPTH)) == NULL) {
+		*why = "the body could not be parsed";
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (obj != NULL && jerr == json_tokener_success &&
+	    json_tokener_get_parse_end(tok) < len) {
+		/* Trailing bytes: whitespace is fine, anything else is not. */
+		size_t i;
+
+		for (i = json_tokener_get_parse_end(tok); i < len; i++)
+			if (!strchr(" \t\r\n", text[i]))
+				break;
+		if (i < len)
+			jerr = json_tokener_error_parse_unexpected;
+	}
+	json_tokener_free(tok);
+	if (obj == NULL || jerr != json_tokener_success) {
+		json_object_put(obj);
+		*why = jerr == json_tokener_error_depth ?
+		    "the body is nested more than 32 levels deep" :
+		    jerr == json_tokener_error_parse_utf8_string ?
+		    "the body is not valid UTF-8" :
+		    jerr == json_tokener_continue ?
+		    "the body ends in the middle of a JSON value" :
+		    "the body is not valid JSON";
+		return NULL;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		*why = "the body must be a JSON object";
+		return NULL;
+	}
+	arena_cleanup(req->arena, put_json, obj);
+	return obj;
+}
+
+static int
+body_phase(struct request *req)
+{
+	const char *why;
+	char *text;
+	size_t len;
+	int rc;
+
+	if (req->route->body == BODY_NONE)
+		return 0;
+	if (req->content_length <= 0 && req->route->body == BODY_OPTIONAL)
+		return 0;
+	if (!is_json_type(req->content_type)) {
+		reply_error(req, 415, "unsupported_media_type", NULL,
+		    "send the body as JSON with 'Content-Type: "
+		    "application/json'");
+		return -1;
+	}
+	rc = request_read_body(req, (size_t)req->cfg->max_body, &text, &len);
+	if (rc == 1) {
+		reply_error(req, 413, "payload_too_large", NULL,
+		    "the body is larger than %ld bytes", req->cfg->max_body);
+		return -1;
+	}
+	if (rc == -1) {
+		reply_error(req, 400, "invalid_request", NULL,
+		    "the body could not be read in full");
+		return -1;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		reply_error(req, 400, "invalid_json", NULL,
+		    "the body must not contain NUL bytes");
+		return -1;
+	}
+	if ((req->body = parse_object(req, text, len, &why)) == NULL) {
+		reply_error(req, 400, "invalid_json", NULL, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+audit(struct request *req)
+{
+	struct audit_rec rec;
+
+	memset(&rec, 0, sizeof(rec));
+	ts_format(ts_now_ms(), rec.created_at);
+	snprintf(rec.request_id, sizeof(rec.request_id), "%s", req->id);
+	snprintf(rec.method, sizeof(rec.method), "%s", req->method);
+	snprintf(rec.route, sizeof(rec.route), "%s", req->path);
+	rec.status = req->status;
+	rec.error_code = req->error_code;
+	if (req->authenticated) {
+		memcpy(rec.key_id, req->key_id, sizeof(rec.key_id));
+		memcpy(rec.project_id, req->project_id,
+		    sizeof(rec.project_id));
+	}
+	snprintf(rec.client_addr, sizeof(rec.client_addr), "%s",
+	    req->client_addr);
+	rec.duration_ms = (long)(ts_mono_ms() - req->started_ms);
+	audit_write(&rec);
+}
+
+void
+router_serve(struct request *req)
+{
+	if (route_phase(req) == 0 && auth_phase(req) == 0 &&
+	    query_phase(req) == 0 && body_phase(req) == 0)
+		req->route->handler(req);
+	if (req->status == 0)	/* a handler bug; never leave a client hanging */
+		reply_error(req, 500, "internal", NULL,
+		    "the request could not be answered");
+	if (req->authenticated && req->rate_limit > 0)
+		rate_headers(req);
+	audit(req);
+	request_send(req);
+}

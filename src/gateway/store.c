@@ -1,0 +1,385 @@
+/* The gateway's SQL: keys, the rate limiter's state, audit rows, sandboxes. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/db.h"
+#include "common/log.h"
+#include "gateway/store.h"
+
+enum stmt_id {
+	ST_PING,
+	ST_KEY_FIND,
+	ST_RATE_GET,
+	ST_RATE_SET,
+	ST_AUDIT_INSERT,
+	ST_SANDBOX_GET,
+	ST_SANDBOX_LIST,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_PING] = "PRAGMA user_version",
+	[ST_KEY_FIND] = "SELECT project_id, key_hash, revoked_at IS NOT NULL "
+	    "FROM api_keys WHERE key_id = ?1",
+	[ST_RATE_GET] = "SELECT rate_tat_us, rate_limit, rate_window_ms "
+	    "FROM api_keys WHERE key_id = ?1 AND revoked_at IS NULL",
+	[ST_RATE_SET] = "UPDATE api_keys SET rate_tat_us = ?2 "
+	    "WHERE key_id = ?1",
+	[ST_AUDIT_INSERT] = "INSERT INTO audit_log (created_at, request_id, "
+	    "method, route, status, error_code, key_id, project_id, "
+	    "client_addr, duration_ms) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_SANDBOX_GET] = "SELECT sandbox_id, project_id, session_id, "
+	    "provider, status, created_at, last_used_at, expires_at, "
+	    "executions FROM sandboxes "
+	    "WHERE project_id = ?1 AND sandbox_id = ?2",
+	[ST_SANDBOX_LIST] = "SELECT sandbox_id, project_id, session_id, "
+	    "provider, status, created_at, last_used_at, expires_at, "
+	    "executions FROM sandboxes "
+	    "WHERE project_id = ?1 AND status = 'running' "
+	    "ORDER BY created_at, sandbox_id",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[ST_COUNT];
+};
+
+/* Serializes this process's write transactions (see store.h). */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum store_status
+status_of(struct store *st, int rc, const char *what)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return STORE_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		log_warnx("database busy: %s", what);
+		return STORE_BUSY;
+	default:
+		log_warnx("database: %s: %s", what, sqlite3_errmsg(st->db));
+		return STORE_ERROR;
+	}
+}
+
+/* Returns statement id, reset and unbound, ready to bind. */
+static sqlite3_stmt *
+stmt(struct store *st, enum stmt_id id)
+{
+	sqlite3_reset(st->stmt[id]);
+	sqlite3_clear_bindings(st->stmt[id]);
+	return st->stmt[id];
+}
+
+/* Runs a statement that returns no rows. */
+static enum store_status
+run(struct store *st, enum stmt_id id, const char *what)
+{
+	int rc = sqlite3_step(stmt(st, id));
+
+	sqlite3_reset(st->stmt[id]);
+	return status_of(st, rc, what);
+}
+
+static void
+text_col(sqlite3_stmt *s, int col, char *out, size_t outsz)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+	size_t n = v ? (size_t)sqlite3_column_bytes(s, col) : 0;
+
+	if (n >= outsz)
+		n = outsz - 1;
+	if (n)
+		memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+static void
+bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		sqlite3_bind_null(s, idx);
+	else
+		sqlite3_bind_text(s, idx, v, -1, SQLITE_STATIC);
+}
+
+struct store *
+store_open(const char *path, int busy_ms)
+{
+	struct store *st;
+	int i;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	if ((st->db = db_open(path, 0, busy_ms)) == NULL)
+		goto fail;
+	for (i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
+			log_warnx("database: preparing statement %d: %s", i,
+			    sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	if (store_ping(st) != STORE_OK)
+		goto fail;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int
+store_migrate(const char *path, int busy_ms)
+{
+	sqlite3 *db;
+	int v;
+
+	if ((db = db_open(path, 1, busy_ms)) == NULL)
+		return -1;
+	v = db_migrate(db);
+	sqlite3_close(db);
+	return v == db_schema_version() ? 0 : -1;
+}
+
+enum store_status
+store_ping(struct store *st)
+{
+	sqlite3_stmt *s = stmt(st, ST_PING);
+	enum store_status rv;
+	int rc;
+
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+		rv = status_of(st, rc, "ping");
+	else if (sqlite3_column_int(s, 0) != db_schema_version()) {
+		log_warnx("database: schema version %d, expected %d",
+		    sqlite3_column_int(s, 0), db_schema_version());
+		rv = STORE_ERROR;
+	} else
+		rv = STORE_OK;
+	sqlite3_reset(s);
+	return rv;
+}
+
+enum store_status
+store_key_find(struct store *st, const char *key_id, struct store_key *key)
+{
+	sqlite3_stmt *s = stmt(st, ST_KEY_FIND);
+	enum store_status rv = STORE_NOT_FOUND;
+	int rc;
+
+	sqlite3_bind_text(s, 1, key_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		text_col(s, 0, key->project_id, sizeof(key->project_id));
+		if (sqlite3_column_bytes(s, 1) == CRYPTO_SHA256_LEN) {
+			memcpy(key->hash, sqlite3_column_blob(s, 1),
+			    CRYPTO_SHA256_LEN);
+			key->revoked = sqlite3_column_int(s, 2);
+			rv = STORE_OK;
+		}
+	} else if (rc != SQLITE_DONE)
+		rv = status_of(st, rc, "finding a key");
+	sqlite3_reset(s);
+	return rv;
+}
+
+/* The read-modify-write of one key's TAT; the caller holds the lock. */
+static enum store_status
+rate_update(struct store *st, const char *key_id, int64_t now_us,
+    struct rl_result *res, long *limit)
+{
+	sqlite3_stmt *s = stmt(st, ST_RATE_GET);
+	enum store_status rv;
+	int rc;
+
+	sqlite3_bind_text(s, 1, key_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOT_FOUND :
+		    status_of(st, rc, "reading a rate limit");
+	}
+	*limit = (long)sqlite3_column_int64(s, 1);
+	rl_decide(sqlite3_column_int64(s, 0), now_us, *limit,
+	    (long)sqlite3_column_int64(s, 2), res);
+	sqlite3_reset(s);
+	if (!res->admitted)
+		return STORE_OK;
+	s = stmt(st, ST_RATE_SET);
+	sqlite3_bind_text(s, 1, key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, res->tat_us);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	rv = status_of(st, rc, "updating a rate limit");
+	return rv;
+}
+
+/* Runs body(st, arg) inside BEGIN IMMEDIATE ... COMMIT under write_lock. */
+static enum store_status
+in_write_txn(struct store *st,
+    enum store_status (*body)(struct store *, void *), void *arg)
+{
+	enum store_status rv;
+
+	pthread_mutex_lock(&write_lock);
+	if ((rv = run(st, ST_BEGIN, "beginning a transaction")) == STORE_OK) {
+		rv = body(st, arg);
+		if (rv == STORE_OK || rv == STORE_NOT_FOUND) {
+			enum store_status crv = run(st, ST_COMMIT, "committing");
+
+			if (crv != STORE_OK)
+				rv = crv;
+		}
+		if (rv != STORE_OK && rv != STORE_NOT_FOUND)
+			run(st, ST_ROLLBACK, "rolling back");
+	}
+	pthread_mutex_unlock(&write_lock);
+	return rv;
+}
+
+struct rate_args {
+	const char		*key_id;
+	int64_t			 now_us;
+	struct rl_result	*res;
+	long			*limit;
+};
+
+static enum store_status
+rate_body(struct store *st, void *arg)
+{
+	struct rate_args *a = arg;
+
+	return rate_update(st, a->key_id, a->now_us, a->res, a->limit);
+}
+
+enum store_status
+store_rate_admit(struct store *st, const char *key_id, int64_t now_us,
+    struct rl_result *res, long *limit)
+{
+	struct rate_args a = { key_id, now_us, res, limit };
+
+	return in_write_txn(st, rate_body, &a);
+}
+
+struct audit_args {
+	const struct audit_rec	*recs;
+	int			 n;
+};
+
+static enum store_status
+audit_body(struct store *st, void *arg)
+{
+	struct audit_args *a = arg;
+	const struct audit_rec *r;
+	sqlite3_stmt *s;
+	enum store_status rv;
+	int i;
+
+	for (i = 0; i < a->n; i++) {
+		r = &a->recs[i];
+		s = stmt(st, ST_AUDIT_INSERT);
+		sqlite3_bind_text(s, 1, r->created_at, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, r->request_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, r->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, r->route, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 5, r->status);
+		bind_text(s, 6, r->error_code);
+		bind_text(s, 7, r->key_id);
+		bind_text(s, 8, r->project_id);
+		bind_text(s, 9, r->client_addr);
+		sqlite3_bind_int64(s, 10, r->duration_ms);
+		rv = status_of(st, sqlite3_step(s), "writing audit rows");
+		sqlite3_reset(s);
+		if (rv != STORE_OK)
+			return rv;
+	}
+	return STORE_OK;
+}
+
+enum store_status
+store_audit_insert(struct store *st, const struct audit_rec *recs, int n)
+{
+	struct audit_args a = { recs, n };
+
+	return in_write_txn(st, audit_body, &a);
+}
+
+static void
+sandbox_row(sqlite3_stmt *s, struct store_sandbox *sb)
+{
+	text_col(s, 0, sb->sandbox_id, sizeof(sb->sandbox_id));
+	text_col(s, 1, sb->project_id, sizeof(sb->project_id));
+	text_col(s, 2, sb->session_id, sizeof(sb->session_id));
+	text_col(s, 3, sb->provider, sizeof(sb->provider));
+	text_col(s, 4, sb->status, sizeof(sb->status));
+	text_col(s, 5, sb->created_at, sizeof(sb->created_at));
+	text_col(s, 6, sb->last_used_at, sizeof(sb->last_used_at));
+	text_col(s, 7, sb->expires_at, sizeof(sb->expires_at));
+	sb->executions = (long)sqlite3_column_int64(s, 8);
+}
+
+enum store_status
+store_sandbox_get(struct store *st, const char *project_id,
+    const char *sandbox_id, struct store_sandbox *sb)
+{
+	sqlite3_stmt *s = stmt(st, ST_SANDBOX_GET);
+	enum store_status rv = STORE_NOT_FOUND;
+	int rc;
+
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sandbox_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sandbox_row(s, sb);
+		rv = STORE_OK;
+	} else if (rc != SQLITE_DONE)
+		rv = status_of(st, rc, "finding a sandbox");
+	sqlite3_reset(s);
+	return rv;
+}
+
+enum store_status
+store_sandbox_list(struct store *st, const char *project_id,
+    int (*fn)(void *, const struct store_sandbox *), void *arg)
+{
+	sqlite3_stmt *s = stmt(st, ST_SANDBOX_LIST);
+	struct store_sandbox sb;
+	enum store_status rv = STORE_OK;
+	int rc;
+
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sandbox_row(s, &sb);
+		if (fn(arg, &sb) == -1) {
+			rv = STORE_ERROR;
+			break;
+		}
+	}
+	if (rv == STORE_OK && rc != SQLITE_DONE)
+		rv = status_of(st, rc, "listing sandboxes");
+	sqlite3_reset(s);
+	return rv;
+}

@@ -1,0 +1,99 @@
+#ifndef IRIS_STORE_H
+#define IRIS_STORE_H
+
+#include <stdint.h>
+
+#include "common/apikey.h"
+#include "common/ids.h"
+#include "common/timestamp.h"
+#include "gateway/ratelimit.h"
+
+/*
+ * The gateway's database access: the only gateway file that sees SQLite.
+ * A struct store is one connection with its statements prepared once; use
+ * it from one thread at a time.  Writes from all threads of the process
+ * are serialized by one mutex before SQLite's own lock, so threads queue
+ * without SQLite's busy sleeps; processes still share the file safely.
+ */
+struct store;
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,
+	STORE_BUSY,		/* locked for longer than the busy timeout */
+	STORE_ERROR		/* logged */
+};
+
+struct store_key {
+	char		 project_id[IDS_MAX_LEN + 1];
+	unsigned char	 hash[CRYPTO_SHA256_LEN];
+	int		 revoked;
+};
+
+/* One audit_log row. */
+struct audit_rec {
+	char		 created_at[TS_ISO_LEN];
+	char		 request_id[IDS_ULID_BUFSZ];
+	char		 method[16];
+	char		 route[256];
+	int		 status;
+	const char	*error_code;		/* static string, or NULL */
+	char		 key_id[APIKEY_ID_LEN + 1];	/* "" if none */
+	char		 project_id[IDS_MAX_LEN + 1];	/* "" if none */
+	char		 client_addr[64];
+	long		 duration_ms;
+};
+
+/* One sandboxes row, as the API shows it. */
+struct store_sandbox {
+	char	 sandbox_id[IDS_MAX_LEN + 1];
+	char	 project_id[IDS_MAX_LEN + 1];
+	char	 session_id[IDS_MAX_LEN + 1];	/* "" if none */
+	char	 provider[8];
+	char	 status[16];
+	char	 created_at[TS_ISO_LEN];
+	char	 last_used_at[TS_ISO_LEN];
+	char	 expires_at[TS_ISO_LEN];
+	long	 executions;
+};
+
+/*
+ * Opens a connection to the database at path, which must already be at
+ * this build's schema version.  Returns it (store_close), or NULL.
+ */
+struct store	*store_open(const char *path, int busy_ms);
+void		 store_close(struct store *st);
+
+/* Brings the schema up to date (creating the file).  Returns 0, or -1. */
+int		 store_migrate(const char *path, int busy_ms);
+
+/* STORE_OK if the database answers and its schema is current. */
+enum store_status store_ping(struct store *st);
+
+/* Finds key_id.  OUT: key.  STORE_NOT_FOUND if there is no such key. */
+enum store_status store_key_find(struct store *st, const char *key_id,
+		    struct store_key *key);
+
+/*
+ * Charges one request at now_us to key_id's rate limit in one
+ * transaction.  OUT: res, *limit (the key's limit).
+ */
+enum store_status store_rate_admit(struct store *st, const char *key_id,
+		    int64_t now_us, struct rl_result *res, long *limit);
+
+/* Inserts n audit rows in one transaction. */
+enum store_status store_audit_insert(struct store *st,
+		    const struct audit_rec *recs, int n);
+
+/* Finds a sandbox of project.  OUT: sb. */
+enum store_status store_sandbox_get(struct store *st, const char *project_id,
+		    const char *sandbox_id, struct store_sandbox *sb);
+
+/*
+ * Calls fn for each live (running) sandbox of project, oldest first; stops
+ * with STORE_ERROR if fn returns -1.
+ */
+enum store_status store_sandbox_list(struct store *st, const char *project_id,
+		    int (*fn)(void *, const struct store_sandbox *), void *arg);
+
+#endif
