@@ -25,6 +25,7 @@ apikey_generate(char *key, char *key_id, unsigned char hash[CRYPTO_SHA256_LEN])
 	memcpy(key, "iris_", 5);
 	crypto_hex(rnd, APIKEY_ID_LEN / 2, key + 5);
 	key[5 + APIKEY_ID_LEN] = '_';
+	/* crypto_hex ends the key with its NUL. */
 	crypto_hex(rnd + APIKEY_ID_LEN / 2, 24, key + 5 + APIKEY_ID_LEN + 1);
 	crypto_wipe(rnd, sizeof(rnd));
 	memcpy(key_id, key + 5, APIKEY_ID_LEN);

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common/db.h"
 #include "common/log.h"
@@ -13,6 +16,7 @@
 
 /* When the current wait for a lock began; a connection is one thread's. */
 static _Thread_local int64_t busy_since;
+static _Thread_local unsigned int busy_seed;
 
 /*
  * SQLite's default busy handler sleeps in steps of up to 100 ms, which
@@ -33,7 +37,11 @@ busy_retry(void *arg, int count)
 		sched_yield();
 		return 1;
 	}
-	nap.tv_nsec = (50 + random() % 200) * 1000L;
+	/* Per-thread jitter, so that waiting processes spread apart. */
+	if (busy_seed == 0)
+		busy_seed = (unsigned int)getpid() ^
+		    (unsigned int)(uintptr_t)&busy_seed;
+	nap.tv_nsec = (50 + rand_r(&busy_seed) % 200) * 1000L;
 	nanosleep(&nap, NULL);
 	return 1;
 }
@@ -51,14 +59,46 @@ exec_sql(sqlite3 *db, const char *sql)
 	return 0;
 }
 
+/* Switches to WAL, which every process sharing the file relies on. */
+static int
+wal_mode(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK) {
+		log_warnx("database: %s", sqlite3_errmsg(db));
+		return 0;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *mode = sqlite3_column_text(st, 0);
+
+		ok = mode != NULL && strcmp((const char *)mode, "wal") == 0;
+	} else
+		log_warnx("database: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	if (!ok)
+		log_warnx("database: cannot switch to WAL mode");
+	return ok;
+}
+
 sqlite3 *
 db_open(const char *path, int create, int busy_ms)
 {
 	sqlite3 *db = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 
-	if (create)
-		flags |= SQLITE_OPEN_CREATE;
+	if (create) {
+		/* It holds key hashes and the audit log: owner only. */
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd == -1) {
+			log_warn("database %s", path);
+			return NULL;
+		}
+		close(fd);
+	}
 	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
 		log_warnx("database %s: %s", path,
 		    db ? sqlite3_errmsg(db) : "out of memory");
@@ -67,8 +107,7 @@ db_open(const char *path, int create, int busy_ms)
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_handler(db, busy_retry, (void *)(intptr_t)busy_ms);
-	if (exec_sql(db, "PRAGMA journal_mode = WAL;"
-	    "PRAGMA synchronous = NORMAL;"
+	if (!wal_mode(db) || exec_sql(db, "PRAGMA synchronous = NORMAL;"
 	    "PRAGMA foreign_keys = ON;") == -1) {
 		sqlite3_close(db);
 		return NULL;
