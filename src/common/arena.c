@@ -96,7 +96,7 @@ arena_alloc(struct arena *a, size_t n)
 		return NULL;
 	need = (n + align - 1) & ~(align - 1);
 	if (b->size - b->used < need) {
-		/* Big requests get a block of their own behind the current. */
+		/* Start a new block; big requests get one of their size. */
 		if ((b = block_new(need > ARENA_BLOCK ? need : ARENA_BLOCK)) ==
 		    NULL)
 			return NULL;

@@ -2,10 +2,13 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "gateway/reply.h"
 #include "gateway/request.h"
+
+#define FIELD_MAX	128
 
 const char *
 reply_reason(int status)
@@ -68,16 +71,17 @@ reply_error(struct request *req, int status, const char *code,
 	err = json_object_new_object();
 	json_object_object_add(err, "code", json_object_new_string(code));
 	json_object_object_add(err, "message", json_object_new_string(msg));
+	/* A field name can come from the client: keep it short. */
 	if (field)
-		json_object_object_add(err, "field",
-		    json_object_new_string(field));
+		json_object_object_add(err, "field", json_object_new_string_len(
+		    field, (int)strnlen(field, FIELD_MAX)));
 	obj = json_object_new_object();
 	json_object_object_add(obj, "success", json_object_new_boolean(0));
 	json_object_object_add(obj, "error", err);
 	json_object_object_add(obj, "requestId",
 	    json_object_new_string(req->id));
+	req->error_code = code;		/* reply_json may override it */
 	reply_json(req, status, obj);
-	req->error_code = code;
 }
 
 void
