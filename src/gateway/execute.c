@@ -40,6 +40,8 @@ check_code(struct request *req, const struct field *f, struct json_object *v,
 	er->code_len = (size_t)json_object_get_string_len(v);
 	if (er->code_len == 0)
 		return bad(req, f->name, "must not be empty");
+	if (memchr(er->code, '\0', er->code_len) != NULL)
+		return bad(req, f->name, "must not contain NUL characters");
 	if (er->code_len > (size_t)req->cfg->max_code) {
 		reply_error(req, 413, "code_too_large", f->name,
 		    "code is %zu bytes; the limit is %ld bytes", er->code_len,
@@ -63,7 +65,8 @@ check_language(struct request *req, const struct field *f,
 	if (json_object_is_type(v, json_type_string)) {
 		s = json_object_get_string(v);
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (strcmp(s, names[i][0]) == 0) {
+			if ((size_t)json_object_get_string_len(v) ==
+			    strlen(names[i][0]) && strcmp(s, names[i][0]) == 0) {
 				er->language = names[i][1];
 				return 0;
 			}

@@ -11,6 +11,7 @@
 #include "common/arena.h"
 #include "common/log.h"
 #include "common/timestamp.h"
+#include "common/utf8.h"
 #include "gateway/audit.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
@@ -94,13 +95,30 @@ rate_headers(struct request *req)
 	reply_header(req, "RateLimit-Reset", "%ld", req->rate.reset_s);
 }
 
+/* 1 if a route of the table serves path without a key (health). */
+static int
+public_path(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < NROUTES; i++)
+		if (!routes[i].needs_key && strcmp(routes[i].path, path) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Every path but the public ones needs a key, known routes or not, so
+ * that every request with a key counts against its rate limit and an
+ * anonymous caller learns nothing about the routes.
+ */
 static int
 auth_phase(struct request *req)
 {
 	enum auth_result ar;
 	enum store_status sr;
 
-	if (!req->route->needs_key)
+	if (public_path(req->path))
 		return 0;
 	if ((ar = auth_check(req)) != AUTH_OK) {
 		req->key_id[0] = '\0';
@@ -196,18 +214,67 @@ query_phase(struct request *req)
 	return 0;
 }
 
-/* "application/json", any case, optionally followed by parameters. */
+/*
+ * "application/json", any case, with at most a charset parameter that
+ * says UTF-8 (JSON is UTF-8: RFC 8259).
+ */
 static int
 is_json_type(const char *ct)
 {
-	size_t n = strlen("application/json");
+	static const char type[] = "application/json";
+	const char *p = ct + sizeof(type) - 1;
 
-	if (strncasecmp(ct, "application/json", n) != 0)
+	if (strncasecmp(ct, type, sizeof(type) - 1) != 0)
 		return 0;
-	ct += n;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	return *ct == '\0' || *ct == ';';
+	p += strspn(p, " \t");
+	if (*p == '\0')
+		return 1;
+	if (*p++ != ';')
+		return 0;
+	p += strspn(p, " \t");
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return 0;
+	p += 8;
+	if (strncasecmp(p, "utf-8", 5) == 0)
+		p += 5;
+	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
+		p += 7;
+	else
+		return 0;
+	p += strspn(p, " \t");
+	return *p == '\0';
+}
+
+/*
+ * 1 if an object key in the JSON text escapes a NUL ("\u0000").  json-c
+ * cuts keys there, so "code\u0000x" would read as "code".  (NULs in
+ * values are seen, with their length, by the field checks.)  Escapes are
+ * skipped whole, so an escaped backslash before "u0000" is no NUL.
+ */
+static int
+key_escapes_nul(const char *s, size_t len)
+{
+	size_t i, j;
+	int nul = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] != '"')
+			continue;
+		for (nul = 0, i++; i < len && s[i] != '"'; i++)
+			if (s[i] == '\\' && i + 1 < len) {
+				if (s[i + 1] == 'u' && len - i >= 6 &&
+				    memcmp(s + i + 2, "0000", 4) == 0)
+					nul = 1;
+				i++;
+			}
+		if (!nul)
+			continue;
+		for (j = i + 1; j < len && strchr(" \t\r\n", s[j]); j++)
+			;
+		if (j < len && s[j] == ':')
+			return 1;
+	}
+	return 0;
 }
 
 static void
@@ -280,8 +347,8 @@ body_phase(struct request *req)
 		return 0;
 	if (!is_json_type(req->content_type)) {
 		reply_error(req, 415, "unsupported_media_type", NULL,
-		    "send the body as JSON with 'Content-Type: "
-		    "application/json'");
+		    "send the body as JSON: 'Content-Type: application/json' "
+		    "(with charset=utf-8 or no charset)");
 		return -1;
 	}
 	rc = request_read_body(req, (size_t)req->cfg->max_body, &text, &len);
@@ -295,9 +362,19 @@ body_phase(struct request *req)
 		    "the body could not be read in full");
 		return -1;
 	}
+	if (!utf8_valid(text, len)) {
+		reply_error(req, 400, "invalid_json", NULL,
+		    "the body is not valid UTF-8");
+		return -1;
+	}
 	if (memchr(text, '\0', len) != NULL) {
 		reply_error(req, 400, "invalid_json", NULL,
 		    "the body must not contain NUL bytes");
+		return -1;
+	}
+	if (key_escapes_nul(text, len)) {
+		reply_error(req, 400, "invalid_json", NULL,
+		    "field names must not contain NUL characters");
 		return -1;
 	}
 	if ((req->body = parse_object(req, text, len, &why)) == NULL) {
@@ -333,7 +410,7 @@ audit(struct request *req)
 void
 router_serve(struct request *req)
 {
-	if (route_phase(req) == 0 && auth_phase(req) == 0 &&
+	if (auth_phase(req) == 0 && route_phase(req) == 0 &&
 	    query_phase(req) == 0 && body_phase(req) == 0)
 		req->route->handler(req);
 	if (req->status == 0)	/* a handler bug; never leave a client hanging */
