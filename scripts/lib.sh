@@ -7,7 +7,9 @@
 IRIS_PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libjson-c-dev libsqlite3-dev sqlite3
-	libcurl4-openssl-dev libssl-dev libcmocka-dev
+	libcurl4-openssl-dev libssl-dev libcmocka-dev libmicrohttpd-dev
+	bubblewrap nodejs python3-numpy python3-pandas python3-matplotlib
+	python3-scipy python3-sklearn
 	nginx-light python3-pytest python3-requests
 	curl
 )

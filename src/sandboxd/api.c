@@ -1,0 +1,848 @@
+/*
+ * The E2B-compatible API: control plane and sandbox plane, answered as
+ * E2B answers (status codes, JSON shapes, error texts), so that E2B's own
+ * SDKs and the gateway's E2B client work against it unchanged.
+ */
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/timestamp.h"
+#include "sandboxd/api.h"
+#include "sandboxd/http.h"
+#include "sandboxd/kernel.h"
+#include "sandboxd/sandbox.h"
+
+#define CLIENT_ID	"6532622b"	/* E2B's constant placeholder */
+#define ENVD_VERSION	"0.2.0"
+#define CODE_PORT	49999
+#define ENVD_PORT	49983
+#define DEFAULT_TIMEOUT	15		/* E2B's when create omits it */
+
+static const struct api_config *cfg;
+static unsigned char key_hash[CRYPTO_SHA256_LEN];
+
+void
+api_init(const struct api_config *c)
+{
+	cfg = c;
+	crypto_sha256(c->api_key, strlen(c->api_key), key_hash);
+}
+
+/* --- answers ------------------------------------------------------------- */
+
+/* The control plane's error shape: {"code": N, "message": "..."}. */
+static void
+api_error(struct http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+api_error(struct http_req *req, int status, const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "code", json_object_new_int(status));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	http_reply_json(req, status, o);
+}
+
+/* The code interpreter answers its errors as plain text. */
+static void
+text_error(struct http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+text_error(struct http_req *req, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	http_reply(req, status, "text/plain; charset=utf-8", msg, (size_t)n);
+}
+
+/* E2B's proxy shape for a sandbox it cannot reach. */
+static void
+proxy_error(struct http_req *req, const char *id, int port)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "sandboxId", json_object_new_string(id));
+	json_object_object_add(o, "message", json_object_new_string(port ?
+	    "The sandbox is running but port is not open" :
+	    "The sandbox was not found"));
+	if (port)
+		json_object_object_add(o, "port", json_object_new_int(port));
+	json_object_object_add(o, "code", json_object_new_int(502));
+	http_reply_json(req, 502, o);
+}
+
+static void
+not_found(struct http_req *req, const char *id)
+{
+	api_error(req, 404, "Sandbox \"%.64s\" doesn't exist or you don't have "
+	    "access to it", id);
+}
+
+/* --- request bodies -------------------------------------------------------- */
+
+/* Parses the body as a JSON object (an empty body is {}); NULL if not. */
+static struct json_object *
+body_object(struct http_req *req)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	const char *text;
+	size_t len;
+
+	text = http_body(req, &len);
+	if (len == 0)
+		return json_object_new_object();
+	if ((tok = json_tokener_new_ex(64)) == NULL)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+/* An optional member: 1 and *out if present and not null. */
+static int
+member(struct json_object *o, const char *name, struct json_object **out)
+{
+	return json_object_object_get_ex(o, name, out) && *out != NULL;
+}
+
+/* 1 if v is an object whose values are all strings (no NUL). */
+static int
+string_map(struct json_object *v)
+{
+	if (!json_object_is_type(v, json_type_object))
+		return 0;
+	json_object_object_foreach(v, k, val) {
+		(void)k;
+		if (!json_object_is_type(val, json_type_string) ||
+		    strlen(json_object_get_string(val)) !=
+		    (size_t)json_object_get_string_len(val))
+			return 0;
+	}
+	return 1;
+}
+
+/* --- control plane -------------------------------------------------------- */
+
+static int
+authorized(struct http_req *req)
+{
+	unsigned char h[CRYPTO_SHA256_LEN];
+	const char *key = http_header(req, "X-API-Key");
+	int ok;
+
+	if (key == NULL)
+		return 0;
+	crypto_sha256(key, strlen(key), h);
+	ok = crypto_equal(h, key_hash, sizeof(h));
+	crypto_wipe(h, sizeof(h));
+	return ok;
+}
+
+static struct json_object *
+iso(int64_t ms)
+{
+	char buf[TS_ISO_LEN];
+
+	ts_format(ms, buf);
+	return json_object_new_string(buf);
+}
+
+/* The fields every sandbox answer shares. */
+static struct json_object *
+sandbox_json(const struct sandbox *sb, int detail, int with_token)
+{
+	const struct sandbox_limits *lim = sandbox_limits();
+	struct json_object *o = json_object_new_object();
+	const struct json_object *md = sandbox_metadata(sb);
+
+	json_object_object_add(o, "templateID",
+	    json_object_new_string(sandbox_template(sb)));
+	json_object_object_add(o, "alias",
+	    json_object_new_string(sandbox_template(sb)));
+	json_object_object_add(o, "sandboxID",
+	    json_object_new_string(sandbox_id(sb)));
+	json_object_object_add(o, "clientID",
+	    json_object_new_string(CLIENT_ID));
+	json_object_object_add(o, "envdVersion",
+	    json_object_new_string(ENVD_VERSION));
+	if (with_token)
+		json_object_object_add(o, "envdAccessToken",
+		    json_object_new_string(sandbox_token(sb)));
+	if (!detail)
+		return o;
+	json_object_object_add(o, "startedAt", iso(sandbox_started_ms(sb)));
+	json_object_object_add(o, "endAt", iso(sandbox_end_ms(sb)));
+	json_object_object_add(o, "cpuCount", json_object_new_int(2));
+	json_object_object_add(o, "memoryMB",
+	    json_object_new_int64(lim->memory_mb));
+	json_object_object_add(o, "diskSizeMB",
+	    json_object_new_int64(lim->home_mb));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	json_object_object_add(o, "metadata", md ?
+	    json_object_get((struct json_object *)md) :
+	    json_object_new_object());
+	return o;
+}
+
+static const char *
+template_known(const char *t)
+{
+	static const char *const names[] = {
+		"code-interpreter-v1", "code-interpreter", "base",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(t, names[i]) == 0)
+			return i < 2 ? "code-interpreter-v1" : "base";
+	return NULL;
+}
+
+static int
+parse_create(struct http_req *req, struct json_object *body,
+    const char **template_id, long *timeout, struct json_object **metadata,
+    struct json_object **env_vars, int *secure)
+{
+	struct json_object *v;
+	int64_t t;
+
+	if (!member(body, "templateID", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		api_error(req, 400, "validation error: templateID is required");
+		return -1;
+	}
+	if ((*template_id = template_known(json_object_get_string(v))) ==
+	    NULL) {
+		api_error(req, 404, "template '%.64s' not found",
+		    json_object_get_string(v));
+		return -1;
+	}
+	*timeout = DEFAULT_TIMEOUT;
+	if (member(body, "timeout", &v)) {
+		if (!json_object_is_type(v, json_type_int)) {
+			api_error(req, 400, "validation error: timeout must be "
+			    "an integer");
+			return -1;
+		}
+		if ((t = json_object_get_int64(v)) <= 0) {
+			api_error(req, 400, "Timeout must be greater than 0");
+			return -1;
+		}
+		*timeout = t > 86400 * 30 ? 86400 * 30 : (long)t;
+	}
+	*metadata = *env_vars = NULL;
+	if (member(body, "metadata", metadata) && !string_map(*metadata)) {
+		api_error(req, 400, "validation error: metadata must map "
+		    "strings to strings");
+		return -1;
+	}
+	if (member(body, "envVars", env_vars) && !string_map(*env_vars)) {
+		api_error(req, 400, "validation error: envVars must map "
+		    "strings to strings");
+		return -1;
+	}
+	*secure = member(body, "secure", &v) && json_object_get_boolean(v);
+	return 0;
+}
+
+static void
+create_sandbox(struct http_req *req)
+{
+	struct json_object *body, *metadata, *env_vars;
+	struct sandbox *sb = NULL;
+	enum sandbox_err err = SANDBOX_OK;
+	const char *template_id;
+	long timeout;
+	int secure;
+
+	if ((body = body_object(req)) == NULL) {
+		api_error(req, 400, "validation error: the body must be a JSON "
+		    "object");
+		return;
+	}
+	if (parse_create(req, body, &template_id, &timeout, &metadata,
+	    &env_vars, &secure) == -1)
+		goto done;
+	if (env_vars != NULL && json_object_object_length(env_vars) > 0)
+		env_vars = json_object_get(env_vars);
+	else
+		env_vars = NULL;
+	/* A pooled sandbox has no env vars of its own: only then it fits. */
+	if (env_vars == NULL && (sb = sandbox_pool_take(template_id)) != NULL)
+		cfg->pool_wake();
+	if (sb == NULL)
+		sb = sandbox_start(template_id,
+		    strcmp(template_id, "code-interpreter-v1") == 0, 0, env_vars,
+		    &err);
+	json_object_put(env_vars);
+	if (sb != NULL && sandbox_claim(sb, (int)timeout, metadata ?
+	    json_object_get(metadata) : NULL, &err) == -1) {
+		sandbox_kill(sb);
+		sandbox_put(sb);
+		sb = NULL;
+	}
+	if (sb == NULL) {
+		if (err == SANDBOX_LIMIT)
+			api_error(req, 429, "you have reached the maximum "
+			    "number of concurrent E2B sandboxes (%ld). If you "
+			    "need more, please visit "
+			    "'https://e2b.dev/docs/billing'", cfg->max_sandboxes);
+		else
+			api_error(req, 500, "the sandbox could not be started");
+		goto done;
+	}
+	sandbox_set_timeout(sb, timeout);
+	http_reply_json(req, 201, sandbox_json(sb, 0, secure));
+	sandbox_put(sb);
+done:
+	json_object_put(body);
+}
+
+/* "<id>" or the legacy "<id>-<clientID>". */
+static void
+path_id(const char *s, char *out, size_t outsz)
+{
+	size_t n = strcspn(s, "-/");
+
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+struct list_args {
+	struct json_object	*list;
+	struct json_object	*filter;	/* metadata key=value pairs */
+	long			 limit;
+};
+
+static int
+metadata_matches(const struct sandbox *sb, struct json_object *filter)
+{
+	const struct json_object *md = sandbox_metadata(sb);
+	struct json_object *v;
+
+	if (filter == NULL)
+		return 1;
+	json_object_object_foreach(filter, k, want) {
+		if (md == NULL || !json_object_object_get_ex(
+		    (struct json_object *)md, k, &v) ||
+		    strcmp(json_object_get_string(v),
+		    json_object_get_string(want)) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+add_listed(struct sandbox *sb, void *arg)
+{
+	struct list_args *a = arg;
+
+	if ((long)json_object_array_length(a->list) < a->limit &&
+	    metadata_matches(sb, a->filter))
+		json_object_array_add(a->list, sandbox_json(sb, 1, 0));
+}
+
+/* Parses "k=v&k2=v2" (already URL-decoded once by the server). */
+static struct json_object *
+metadata_filter(const char *q)
+{
+	struct json_object *f = json_object_new_object();
+	char pair[512], *eq;
+	size_t n;
+
+	while (q && *q) {
+		n = strcspn(q, "&");
+		snprintf(pair, sizeof(pair), "%.*s", (int)n, q);
+		if ((eq = strchr(pair, '=')) != NULL) {
+			*eq = '\0';
+			json_object_object_add(f, pair,
+			    json_object_new_string(eq + 1));
+		}
+		q += n + (q[n] == '&');
+	}
+	return f;
+}
+
+static void
+list_sandboxes(struct http_req *req)
+{
+	struct list_args a = { json_object_new_array(), NULL, 100 };
+	const char *state = http_query(req, "state");
+	const char *limit = http_query(req, "limit");
+	const char *md = http_query(req, "metadata");
+	char total[32];
+
+	if (limit != NULL) {
+		char *end;
+
+		a.limit = strtol(limit, &end, 10);
+		if (*end != '\0' || a.limit < 1 || a.limit > 100) {
+			json_object_put(a.list);
+			api_error(req, 400, "limit must be from 1 to 100");
+			return;
+		}
+	}
+	if (md != NULL)
+		a.filter = metadata_filter(md);
+	/* Sandboxes here are never paused. */
+	if (state == NULL || strstr(state, "running") != NULL)
+		sandbox_foreach(add_listed, &a);
+	json_object_put(a.filter);
+	snprintf(total, sizeof(total), "%ld", sandbox_count());
+	http_add_header(req, "X-Total-Running", total);
+	http_reply_json(req, 200, a.list);
+}
+
+/* Reads an integer member of the body; -1 (answered) if it is bad. */
+static int
+int_member(struct http_req *req, const char *name, int required, long *out)
+{
+	struct json_object *body, *v;
+	int rc = 0;
+
+	if ((body = body_object(req)) == NULL) {
+		api_error(req, 400, "validation error: the body must be a JSON "
+		    "object");
+		return -1;
+	}
+	if (!member(body, name, &v)) {
+		if (required) {
+			api_error(req, 400, "validation error: %s is required",
+			    name);
+			rc = -1;
+		}
+	} else if (!json_object_is_type(v, json_type_int)) {
+		api_error(req, 400, "validation error: %s must be an integer",
+		    name);
+		rc = -1;
+	} else
+		*out = (long)json_object_get_int64(v);
+	json_object_put(body);
+	return rc;
+}
+
+static void
+sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
+{
+	const char *method = http_method(req);
+	long n = 0;
+
+	if (action == NULL && strcmp(method, "GET") == 0)
+		http_reply_json(req, 200, sandbox_json(sb, 1, 0));
+	else if (action == NULL && strcmp(method, "DELETE") == 0) {
+		sandbox_kill(sb);
+		http_reply_json(req, 204, NULL);
+	} else if (action && strcmp(action, "timeout") == 0 &&
+	    strcmp(method, "POST") == 0) {
+		if (int_member(req, "timeout", 1, &n) == 0) {
+			sandbox_set_timeout(sb, n);
+			http_reply_json(req, 204, NULL);
+		}
+	} else if (action && strcmp(action, "refreshes") == 0 &&
+	    strcmp(method, "POST") == 0) {
+		n = DEFAULT_TIMEOUT;
+		if (int_member(req, "duration", 0, &n) == 0) {
+			sandbox_extend(sb, n < DEFAULT_TIMEOUT ?
+			    DEFAULT_TIMEOUT : n);
+			http_reply_json(req, 204, NULL);
+		}
+	} else if (action && strcmp(action, "connect") == 0 &&
+	    strcmp(method, "POST") == 0) {
+		if (int_member(req, "timeout", 1, &n) == 0) {
+			sandbox_extend(sb, n);
+			http_reply_json(req, 200, sandbox_json(sb, 0, 1));
+		}
+	} else
+		api_error(req, 404, "no such route");
+}
+
+static void
+control_plane(struct http_req *req)
+{
+	const char *method = http_method(req), *path = http_path(req);
+	char id[64];
+	const char *rest, *action;
+	struct sandbox *sb;
+
+	if (strcmp(path, "/health") == 0) {
+		http_reply(req, 200, "text/plain; charset=utf-8",
+		    "Health check successful", 23);
+		return;
+	}
+	if (!authorized(req)) {
+		api_error(req, 401, "Invalid API key");
+		return;
+	}
+	if (strcmp(path, "/sandboxes") == 0 || strcmp(path, "/v2/sandboxes") ==
+	    0) {
+		if (strcmp(method, "POST") == 0)
+			create_sandbox(req);
+		else if (strcmp(method, "GET") == 0)
+			list_sandboxes(req);
+		else
+			api_error(req, 405, "method not allowed");
+		return;
+	}
+	if (strncmp(path, "/sandboxes/", 11) != 0 || path[11] == '\0') {
+		api_error(req, 404, "no such route");
+		return;
+	}
+	rest = path + 11;
+	path_id(rest, id, sizeof(id));
+	action = strchr(rest, '/');
+	action = action ? action + 1 : NULL;
+	if ((sb = sandbox_find(id)) == NULL) {
+		not_found(req, id);
+		return;
+	}
+	sandbox_action(req, sb, action);
+	sandbox_put(sb);
+}
+
+/* --- sandbox plane --------------------------------------------------------- */
+
+struct exec_stream {
+	struct exec	*ex;
+	struct sandbox	*sb;
+};
+
+static ssize_t
+exec_produce(void *arg, char *buf, size_t max)
+{
+	struct exec_stream *s = arg;
+
+	return kernel_exec_read(s->ex, buf, max);
+}
+
+static void
+exec_release(void *arg)
+{
+	struct exec_stream *s = arg;
+
+	kernel_exec_free(s->ex);
+	sandbox_put(s->sb);
+	free(s);
+}
+
+/* Finds the context an execute or a context call names. */
+static struct context *
+pick_context(struct http_req *req, struct sandbox *sb, struct json_object *body)
+{
+	struct json_object *cid = NULL, *lang = NULL;
+	struct context *ctx;
+	const char *language;
+	char err[256];
+
+	member(body, "context_id", &cid);
+	member(body, "language", &lang);
+	if (cid && lang) {
+		text_error(req, 400, "Only one of context_id or language can "
+		    "be provided");
+		return NULL;
+	}
+	if (cid) {
+		if ((ctx = kernel_context_find(sb,
+		    json_object_get_string(cid))) == NULL)
+			text_error(req, 404, "Context %.64s not found",
+			    json_object_get_string(cid));
+		return ctx;
+	}
+	if ((language = kernel_language(lang ? json_object_get_string(lang) :
+	    NULL)) == NULL) {
+		text_error(req, 400, "Unsupported language: %.32s",
+		    json_object_get_string(lang));
+		return NULL;
+	}
+	if ((ctx = kernel_context_default(sb, language, err, sizeof(err))) ==
+	    NULL)
+		text_error(req, 500, "%s", err);
+	return ctx;
+}
+
+/*
+ * POST /execute.  Returns 1 if the answer's stream took over the
+ * caller's reference to sb, else 0.
+ */
+static int
+execute(struct http_req *req, struct sandbox *sb)
+{
+	static const char missing[] = "{\"detail\":[{\"loc\":[\"body\","
+	    "\"code\"],\"msg\":\"field required\",\"type\":"
+	    "\"value_error.missing\"}]}";
+	struct json_object *body, *code, *env = NULL;
+	struct http_stream stream;
+	struct exec_stream *s = NULL;
+	struct context *ctx;
+	char err[256];
+
+	if ((body = body_object(req)) == NULL ||
+	    !member(body, "code", &code) ||
+	    !json_object_is_type(code, json_type_string)) {
+		http_reply(req, 422, "application/json", missing,
+		    sizeof(missing) - 1);
+		json_object_put(body);
+		return 0;
+	}
+	if (member(body, "env_vars", &env) && !string_map(env)) {
+		text_error(req, 400, "env_vars must map strings to strings");
+		goto fail;
+	}
+	if ((ctx = pick_context(req, sb, body)) == NULL)
+		goto fail;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		kernel_context_put(ctx);
+		text_error(req, 500, "out of memory");
+		goto fail;
+	}
+	s->ex = kernel_exec_start(sb, ctx, json_object_get_string(code), env,
+	    http_client_fd(req), err, sizeof(err));
+	kernel_context_put(ctx);
+	if (s->ex == NULL) {
+		text_error(req, 500, "%s", err);
+		goto fail;
+	}
+	s->sb = sb;
+	stream = (struct http_stream){ exec_produce, exec_release, s };
+	http_reply_stream(req, 200, "application/x-ndjson", &stream);
+	json_object_put(body);
+	return 1;
+fail:
+	free(s);
+	json_object_put(body);
+	return 0;
+}
+
+static void
+contexts(struct http_req *req, struct sandbox *sb, const char *rest)
+{
+	const char *method = http_method(req);
+	struct json_object *body, *v;
+	struct context *ctx;
+	const char *language = "python", *cwd = "/home/user";
+	char id[64], err[256];
+
+	if (*rest == '\0' && strcmp(method, "GET") == 0) {
+		http_reply_json(req, 200, kernel_context_list(sb));
+		return;
+	}
+	if (*rest == '\0' && strcmp(method, "POST") == 0) {
+		if ((body = body_object(req)) == NULL) {
+			text_error(req, 400, "the body must be a JSON object");
+			return;
+		}
+		if (member(body, "language", &v) &&
+		    (language = kernel_language(json_object_get_string(v))) ==
+		    NULL) {
+			text_error(req, 400, "Unsupported language: %.32s",
+			    json_object_get_string(v));
+			json_object_put(body);
+			return;
+		}
+		if (member(body, "cwd", &v)) {
+			cwd = json_object_get_string(v);
+			if (cwd[0] != '/' || strlen(cwd) > 255) {
+				text_error(req, 400, "cwd must be an absolute "
+				    "path");
+				json_object_put(body);
+				return;
+			}
+		}
+		ctx = kernel_context_new(sb, language, cwd, err, sizeof(err));
+		json_object_put(body);
+		if (ctx == NULL) {
+			text_error(req, 500, "%s", err);
+			return;
+		}
+		http_reply_json(req, 200, kernel_context_json(ctx));
+		kernel_context_put(ctx);
+		return;
+	}
+	if (*rest != '/') {
+		text_error(req, 404, "Not Found");
+		return;
+	}
+	path_id(rest + 1, id, sizeof(id));
+	rest = rest + 1 + strlen(id);
+	if (strcmp(method, "DELETE") == 0 && *rest == '\0') {
+		if (kernel_context_delete(sb, id) == -1)
+			text_error(req, 404, "Context %s not found", id);
+		else
+			http_reply(req, 200, "application/json", "null", 4);
+		return;
+	}
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/restart") == 0) {
+		if ((ctx = kernel_context_find(sb, id)) == NULL) {
+			text_error(req, 404, "Context %s not found", id);
+			return;
+		}
+		if (kernel_context_restart(sb, ctx, err, sizeof(err)) == -1)
+			text_error(req, 500, "%s", err);
+		else
+			http_reply(req, 200, "application/json", "null", 4);
+		kernel_context_put(ctx);
+		return;
+	}
+	text_error(req, 404, "Not Found");
+}
+
+static void
+envd(struct http_req *req, struct sandbox *sb)
+{
+	const char *path = http_path(req), *tok;
+
+	if (strcmp(path, "/health") == 0) {
+		http_reply_json(req, 204, NULL);
+		return;
+	}
+	if (strcmp(path, "/envs") == 0) {
+		tok = http_header(req, "X-Access-Token");
+		if (tok == NULL || strlen(tok) != strlen(sandbox_token(sb)) ||
+		    !crypto_equal(tok, sandbox_token(sb), strlen(tok))) {
+			api_error(req, 401, "invalid access token");
+			return;
+		}
+		http_reply_json(req, 200, json_object_new_object());
+		return;
+	}
+	api_error(req, 404, "no such route");
+}
+
+static void
+sandbox_plane(struct http_req *req, const char *id, int port)
+{
+	const char *path = http_path(req);
+	struct sandbox *sb;
+
+	if ((sb = sandbox_find(id)) == NULL) {
+		proxy_error(req, id, 0);
+		return;
+	}
+	if (port == ENVD_PORT)
+		envd(req, sb);
+	else if (port != CODE_PORT)
+		proxy_error(req, id, port);
+	else if (strcmp(path, "/health") == 0)
+		http_reply(req, 200, "application/json", "\"OK\"", 4);
+	else if (strcmp(path, "/execute") == 0 &&
+	    strcmp(http_method(req), "POST") == 0) {
+		if (execute(req, sb))
+			return;		/* the answer's stream holds sb now */
+	} else if (strncmp(path, "/contexts", 9) == 0)
+		contexts(req, sb, path + 9);
+	else
+		text_error(req, 404, "Not Found");
+	sandbox_put(sb);
+}
+
+/*
+ * Which sandbox and port a request is for, as E2B's proxy decides: by
+ * headers when Host is localhost or an IP, else by "<port>-<id>.<domain>".
+ * Returns 1 for the sandbox plane, 0 for the control plane, -1 if the
+ * routing headers are malformed (answered).
+ */
+static int
+route(struct http_req *req, char *id, size_t idsz, int *port)
+{
+	const char *hid = http_header(req, "E2b-Sandbox-Id");
+	const char *hport = http_header(req, "E2b-Sandbox-Port");
+	const char *host = http_header(req, "Host");
+	char label[128], *dash, *end;
+	size_t n;
+
+	if (hid || hport) {
+		if (!hid || !hport) {
+			api_error(req, 400, "Missing header: %s", hid ?
+			    "E2b-Sandbox-Port" : "E2b-Sandbox-Id");
+			return -1;
+		}
+		*port = (int)strtol(hport, &end, 10);
+		if (*end != '\0' || *port <= 0 || *port > 65535) {
+			api_error(req, 400, "invalid E2b-Sandbox-Port");
+			return -1;
+		}
+		snprintf(id, idsz, "%s", hid);
+		return 1;
+	}
+	if (host == NULL || strchr(host, '.') == NULL)
+		return 0;
+	n = strcspn(host, ".");
+	if (n >= sizeof(label))
+		return 0;
+	memcpy(label, host, n);
+	label[n] = '\0';
+	if ((dash = strchr(label, '-')) == NULL)
+		return 0;
+	*dash = '\0';
+	*port = (int)strtol(label, &end, 10);
+	if (*end != '\0' || *port <= 0 || *port > 65535)
+		return 0;
+	snprintf(id, idsz, "%s", dash + 1);
+	return 1;
+}
+
+static int
+id_ok(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i]; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') ||
+		    (id[i] >= '0' && id[i] <= '9')))
+			return 0;
+	return i > 0 && i <= SANDBOX_ID_LEN;
+}
+
+void
+api_handle(struct http_req *req, void *arg)
+{
+	char id[128];
+	int port = 0;
+
+	(void)arg;
+	switch (route(req, id, sizeof(id), &port)) {
+	case 1:
+		if (!id_ok(id))
+			proxy_error(req, "", 0);
+		else
+			sandbox_plane(req, id, port);
+		break;
+	case 0:
+		control_plane(req);
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,21 @@
+#ifndef IRIS_API_H
+#define IRIS_API_H
+
+struct http_req;
+
+/*
+ * The E2B-compatible API on one port: the control plane (sandboxes, with
+ * the daemon's X-API-Key) and the sandbox plane (the code interpreter of
+ * each sandbox, routed by E2b-Sandbox-Id/-Port headers or by a Host of
+ * "<port>-<id>.<domain>", as E2B's proxy routes).
+ */
+struct api_config {
+	const char	*api_key;	/* e2b_<hex> */
+	long		 max_sandboxes;	/* for the 429 message */
+	void		(*pool_wake)(void);	/* a pooled sandbox was taken */
+};
+
+void	api_init(const struct api_config *cfg);
+void	api_handle(struct http_req *req, void *arg);
+
+#endif

@@ -1,0 +1,33 @@
+#ifndef IRIS_CGROUP_H
+#define IRIS_CGROUP_H
+
+#include <stddef.h>
+
+/*
+ * Per-sandbox memory and process limits with cgroups (v1 memory and pids
+ * controllers), where the host lets us create them; otherwise rlimits
+ * alone bound each sandbox (see sandbox.c).
+ */
+
+/* Finds the controllers and makes our parent groups.  1 if usable. */
+int	cgroup_init(const char *name);
+
+/*
+ * Creates the groups of sandbox id with the limits.  Returns 0, or -1
+ * (then the sandbox runs without them).
+ */
+int	cgroup_create(const char *id, long memory_bytes, long procs);
+
+/*
+ * Moves the calling process into the groups of id.  Only open/write/
+ * close: safe between fork and exec.  Returns 0, or -1.
+ */
+int	cgroup_enter(const char *id);
+
+/* SIGKILLs every process in the groups of id, then removes them. */
+void	cgroup_destroy(const char *id);
+
+/* 1 if the memory group of id hit its limit (an OOM kill happened). */
+int	cgroup_oom(const char *id);
+
+#endif

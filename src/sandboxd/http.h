@@ -1,0 +1,55 @@
+#ifndef IRIS_HTTP_H
+#define IRIS_HTTP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct json_object;
+
+/*
+ * The daemon's HTTP server: the only file that sees libmicrohttpd.  One
+ * thread per connection, so a handler (and a stream's producer) may block.
+ */
+struct http_req;
+struct http_server;
+
+typedef void	(*http_handler)(struct http_req *req, void *arg);
+
+/* A streamed answer: produce fills buf (see kernel_exec_read). */
+struct http_stream {
+	ssize_t	(*produce)(void *ctx, char *buf, size_t max);
+	void	(*release)(void *ctx);
+	void	 *ctx;
+};
+
+/*
+ * Listens on addr:port (addr an IPv4 literal) and calls handler for each
+ * request once its body is read (at most max_body bytes; a larger one is
+ * answered 413 by the server).  Returns the server, or NULL.
+ */
+struct http_server *http_start(const char *addr, int port, size_t max_body,
+		    http_handler handler, void *arg);
+void		 http_stop(struct http_server *srv);
+
+const char	*http_method(struct http_req *req);
+const char	*http_path(struct http_req *req);
+/* A request header or query argument; NULL if absent. */
+const char	*http_header(struct http_req *req, const char *name);
+const char	*http_query(struct http_req *req, const char *name);
+const char	*http_body(struct http_req *req, size_t *len);
+/* The client's socket, to watch for a hang-up; -1 if unknown. */
+int		 http_client_fd(struct http_req *req);
+
+/* Answers; each request gets exactly one. */
+void		 http_reply(struct http_req *req, int status,
+		    const char *content_type, const char *body, size_t len);
+/* JSON answer (takes ownership of obj; NULL means no body). */
+void		 http_reply_json(struct http_req *req, int status,
+		    struct json_object *obj);
+void		 http_reply_stream(struct http_req *req, int status,
+		    const char *content_type, const struct http_stream *stream);
+/* Adds a header to the coming answer. */
+void		 http_add_header(struct http_req *req, const char *name,
+		    const char *value);
+
+#endif

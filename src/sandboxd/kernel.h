@@ -1,0 +1,77 @@
+#ifndef IRIS_KERNEL_H
+#define IRIS_KERNEL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct json_object;
+struct sandbox;
+
+/*
+ * Contexts and executions.  A context is one kernel process in a sandbox
+ * (docs/sandbox-internals.md); its executions run one at a time, in the
+ * order they arrived.  A kernel that died is started again on next use.
+ * Contexts are reference counted: find/default/new take a reference that
+ * kernel_context_put gives back.
+ */
+struct context;
+struct exec;
+
+#define KERNEL_KEEPALIVE_MS	5000
+
+/* Creates a context (and its kernel) in sb.  OUT: err.  NULL on failure. */
+struct context	*kernel_context_new(struct sandbox *sb, const char *language,
+		    const char *cwd, char *err, size_t errlen);
+
+/* Finds a context by id; NULL if none. */
+struct context	*kernel_context_find(struct sandbox *sb, const char *id);
+
+/* The default context of language, created on first use.  OUT: err. */
+struct context	*kernel_context_default(struct sandbox *sb,
+		    const char *language, char *err, size_t errlen);
+
+void		 kernel_context_put(struct context *ctx);
+
+/* Kills the kernel and starts a fresh one (after running executions). */
+int		 kernel_context_restart(struct sandbox *sb, struct context *ctx,
+		    char *err, size_t errlen);
+
+/* Removes a context (after running executions).  -1 if there is none. */
+int		 kernel_context_delete(struct sandbox *sb, const char *id);
+
+/* A new JSON array of {"id", "language", "cwd"}, oldest first. */
+struct json_object *kernel_context_list(struct sandbox *sb);
+
+/* The JSON object {"id", "language", "cwd"} of ctx. */
+struct json_object *kernel_context_json(const struct context *ctx);
+
+/* Normalizes a language name ("js" -> "javascript"); NULL if unknown. */
+const char	*kernel_language(const char *name);
+
+/*
+ * Starts running code in ctx, waiting for the executions before it.
+ * env_vars: an object of strings, or NULL.  client_fd: the HTTP client's
+ * socket, watched for a hang-up that interrupts the execution (-1: none).
+ * Returns the execution (kernel_exec_free), or NULL with err set.
+ */
+struct exec	*kernel_exec_start(struct sandbox *sb, struct context *ctx,
+		    const char *code, const struct json_object *env_vars,
+		    int client_fd, char *err, size_t errlen);
+
+/*
+ * Fills buf with the next bytes of the NDJSON answer, blocking until
+ * there are some (sending keepalive lines while the kernel is silent).
+ * Returns how many, 0 at the end, or -1 if the client went away.
+ */
+ssize_t		 kernel_exec_read(struct exec *ex, char *buf, size_t max);
+
+/* Ends an execution: if unfinished, interrupts it (or kills the kernel). */
+void		 kernel_exec_free(struct exec *ex);
+
+/* The sandbox is dying: wake everything blocked on its kernels. */
+void		 kernel_close_all(struct sandbox *sb);
+
+/* Frees the contexts of a sandbox no one refers to any more. */
+void		 kernel_free_all(struct sandbox *sb);
+
+#endif

@@ -1,0 +1,1025 @@
+/*
+ * Sandboxes: starting the bubblewrap container, its lifetime, killing its
+ * whole tree.  The daemon never runs user code itself: a forked child
+ * joins the sandbox's cgroups, sets rlimits, drops to the slot's own
+ * unprivileged uid and execs bwrap, which unshares every namespace.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/timestamp.h"
+#include "sandboxd/cgroup.h"
+#include "sandboxd/kernel.h"
+#include "sandboxd/sandbox.h"
+
+#define START_TIMEOUT_MS	30000	/* for the supervisor's "ready" */
+#define SUP_LINE_MAX		4096
+
+struct sandbox {
+	char			 id[SANDBOX_ID_LEN + 1];
+	char			 template_id[64];
+	char			 token[65];	/* envdAccessToken */
+	char			 dir[PATH_MAX];	/* host: <state>/sandboxes/<id> */
+	int			 slot;
+	uid_t			 uid;
+	pid_t			 pid;		/* the outer bwrap */
+	int			 sup_in;	/* the supervisor's stdin */
+	int			 sup_out;	/* and stdout */
+	int			 listener;	/* kernels connect here */
+	int			 cgroup;	/* 1 if it has cgroups */
+	int			 pooled;
+	int			 killed;
+	int			 refs;
+	int64_t			 started_ms;
+	int64_t			 end_ms;
+	struct json_object	*metadata;
+	struct context		*contexts;
+	pthread_mutex_t		 lock;		/* supervisor I/O, contexts */
+	struct buf		 sup_buf;	/* a partial supervisor line */
+	struct sandbox		*next;
+};
+
+static const struct sandbox_config *cfg;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sandbox *registry;	/* live sandboxes, claimed or pooled */
+static char *slots;			/* 1 if the slot's uid is in use */
+static long nslots;
+static int drop_uid;			/* 0 when not root: no uid switch */
+static char passwd_dir[PATH_MAX];
+
+static long	sandbox_count_locked(void);
+static void	sandbox_free(struct sandbox *);
+
+/* --- small helpers ------------------------------------------------------ */
+
+/* Formats a path into out (PATH_MAX bytes).  Returns 0, or -1 if too long. */
+static int
+pathf(char *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= PATH_MAX) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static void
+random_id(char *out)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char rnd[SANDBOX_ID_LEN - 1];
+	size_t i;
+
+	if (crypto_random(rnd, sizeof(rnd)) == -1)
+		fatalx("no randomness");
+	out[0] = 'i';
+	for (i = 0; i < sizeof(rnd); i++)
+		out[i + 1] = alphabet[rnd[i] % 36];
+	out[SANDBOX_ID_LEN] = '\0';
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+write_text(const char *path, const char *text)
+{
+	int fd, rv;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1)
+		return -1;
+	rv = write_all(fd, text, strlen(text));
+	close(fd);
+	return rv;
+}
+
+/* Removes dir and what is directly in it (sandbox dirs are shallow). */
+static void
+remove_dir(const char *dir)
+{
+	static const char *const names[] = { "run/kernel.sock", "run" };
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		pathf(path, "%s/%s", dir, names[i]);
+		if (unlink(path) == -1 && errno == EISDIR)
+			rmdir(path);
+		else if (errno == EISDIR || errno == EPERM)
+			rmdir(path);
+	}
+	if (rmdir(dir) == -1 && errno != ENOENT)
+		log_warn("rmdir %s", dir);
+}
+
+/* --- set-up ---------------------------------------------------------------- */
+
+int
+sandbox_init(const struct sandbox_config *c)
+{
+	char path[PATH_MAX], name[64];
+
+	cfg = c;
+	nslots = cfg->max_live + cfg->pool_size;
+	if ((slots = calloc((size_t)nslots, 1)) == NULL)
+		return -1;
+	drop_uid = geteuid() == 0;
+	if (!drop_uid)
+		log_warnx("not running as root: sandboxes share this uid "
+		    "(no per-sandbox uid, no cgroups)");
+	pathf(path, "%s/sandboxes", cfg->state_dir);
+	if ((mkdir(cfg->state_dir, 0711) == -1 && errno != EEXIST) ||
+	    (mkdir(path, 0711) == -1 && errno != EEXIST)) {
+		log_warn("mkdir %s", path);
+		return -1;
+	}
+	/* A passwd naming uid 1000, for programs that look themselves up. */
+	pathf(passwd_dir, "%s/etc", cfg->state_dir);
+	pathf(path, "%s/passwd", passwd_dir);
+	if ((mkdir(passwd_dir, 0755) == -1 && errno != EEXIST) ||
+	    write_text(path, "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+	    "user:x:1000:1000:sandbox user:/home/user:/bin/bash\n"
+	    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+	    == -1) {
+		log_warn("%s", path);
+		return -1;
+	}
+	pathf(path, "%s/group", passwd_dir);
+	if (write_text(path, "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n")
+	    == -1) {
+		log_warn("%s", path);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "iris-sandboxd-%ld", cfg->uid_base);
+	if (drop_uid && cgroup_init(name))
+		log_info("cgroups: memory and pids limits per sandbox");
+	else
+		log_info("cgroups unavailable: rlimits bound each process");
+	return 0;
+}
+
+static int
+slot_take(void)
+{
+	long i;
+
+	for (i = 0; i < nslots; i++)
+		if (!slots[i]) {
+			slots[i] = 1;
+			return (int)i;
+		}
+	return -1;
+}
+
+/* Kills every process of a slot's uid that escaped the tree. */
+static void
+slot_sweep(uid_t uid)
+{
+	pid_t pid;
+	int status;
+
+	if (!drop_uid)
+		return;
+	if ((pid = fork()) == 0) {
+		if (setresuid(uid, uid, uid) == 0)
+			kill(-1, SIGKILL);
+		_exit(0);
+	}
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+}
+
+/* --- starting ------------------------------------------------------------- */
+
+static int
+make_listener(struct sandbox *sb)
+{
+	struct sockaddr_un sun;
+	char run[PATH_MAX];
+	int fd;
+
+	pathf(run, "%s/run", sb->dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path),
+	    "%s/kernel.sock", run) >= sizeof(sun.sun_path)) {
+		log_warnx("%s: path too long for a socket", run);
+		return -1;
+	}
+	if (mkdir(sb->dir, 0700) == -1 || mkdir(run, 0700) == -1) {
+		log_warn("mkdir %s", run);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(fd, 16) == -1) {
+		log_warn("kernel socket %s", sun.sun_path);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	/* Only the sandbox's uid may reach it (root always can). */
+	if (drop_uid && (chown(run, sb->uid, sb->uid) == -1 ||
+	    chown(sun.sun_path, sb->uid, sb->uid) == -1)) {
+		log_warn("chown %s", run);
+		close(fd);
+		return -1;
+	}
+	sb->listener = fd;
+	return 0;
+}
+
+/* Adds "a b" to argv. */
+#define ARG(x)	do { if (argc >= ARGV_MAX - 1) return -1; argv[argc++] = (x); } while (0)
+#define ARGV_MAX	160
+
+static int
+bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
+    char **argv, char *strs, size_t strsz)
+{
+	static const char *const etc_files[] = {
+		"/etc/alternatives", "/etc/fonts", "/etc/matplotlibrc",
+		"/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types",
+		"/etc/ssl", "/etc/ca-certificates", "/etc/python3",
+		"/etc/python3.11", "/etc/nsswitch.conf", "/etc/gai.conf",
+	};
+	static const char *const env[][2] = {
+		{ "HOME", "/home/user" }, { "USER", "user" },
+		{ "PATH", "/usr/local/bin:/usr/bin:/bin" },
+		{ "LANG", "C.UTF-8" }, { "MPLBACKEND", "Agg" },
+		{ "MPLCONFIGDIR", "/tmp/matplotlib" },
+		{ "OPENBLAS_NUM_THREADS", "1" }, { "OMP_NUM_THREADS", "1" },
+		{ "MKL_NUM_THREADS", "1" }, { "PYTHONDONTWRITEBYTECODE", "1" },
+		{ "PYTHONUNBUFFERED", "1" }, { "TERM", "dumb" },
+	};
+	char *p = strs, *end = strs + strsz;
+	size_t i;
+	int argc = 0;
+
+	/* Copies s into strs and returns it, for argv. */
+#define SAVE(...) ({ char *_s = p; int _n = snprintf(p, (size_t)(end - p), \
+	__VA_ARGS__); if (_n < 0 || _n >= end - p) return -1; p += _n + 1; _s; })
+
+	ARG("bwrap");
+	ARG("--unshare-all");
+	ARG("--die-with-parent");
+	ARG("--new-session");
+	ARG("--cap-drop"); ARG("ALL");
+	ARG("--uid"); ARG("1000");
+	ARG("--gid"); ARG("1000");
+	ARG("--hostname"); ARG("sandbox");
+	ARG("--ro-bind"); ARG("/usr"); ARG("/usr");
+	ARG("--symlink"); ARG("usr/bin"); ARG("/bin");
+	ARG("--symlink"); ARG("usr/sbin"); ARG("/sbin");
+	ARG("--symlink"); ARG("usr/lib"); ARG("/lib");
+	ARG("--symlink"); ARG("usr/lib64"); ARG("/lib64");
+	for (i = 0; i < sizeof(etc_files) / sizeof(etc_files[0]); i++) {
+		ARG("--ro-bind-try");
+		ARG((char *)etc_files[i]);
+		ARG((char *)etc_files[i]);
+	}
+	ARG("--ro-bind"); ARG(SAVE("%s/passwd", passwd_dir)); ARG("/etc/passwd");
+	ARG("--ro-bind"); ARG(SAVE("%s/group", passwd_dir)); ARG("/etc/group");
+	ARG("--proc"); ARG("/proc");
+	ARG("--dev"); ARG("/dev");
+	ARG("--tmpfs"); ARG("/tmp");
+	ARG("--perms"); ARG("0700");
+	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
+	ARG("--tmpfs"); ARG("/home/user");
+	ARG("--ro-bind"); ARG((char *)cfg->progs_dir); ARG("/opt/iris");
+	ARG("--bind"); ARG(SAVE("%s/run", sb->dir)); ARG("/run/iris");
+	ARG("--chdir"); ARG("/home/user");
+	ARG("--clearenv");
+	for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
+		ARG("--setenv");
+		ARG((char *)env[i][0]);
+		ARG((char *)env[i][1]);
+	}
+	if (env_vars != NULL) {
+		json_object_object_foreach(env_vars, k, v) {
+			ARG("--setenv");
+			ARG(SAVE("%s", k));
+			ARG(SAVE("%s", json_object_get_string(v)));
+		}
+	}
+	ARG("--setenv"); ARG("E2B_SANDBOX"); ARG("true");
+	ARG("--setenv"); ARG("E2B_SANDBOX_ID"); ARG(sb->id);
+	ARG("/usr/bin/python3");
+	ARG("-I");		/* isolated: no user site, no PYTHON* env */
+	ARG("/opt/iris/supervisor.py");
+	if (preload)
+		ARG("--preload");
+	argv[argc] = NULL;
+#undef SAVE
+	return argc;
+}
+
+static void
+set_limit(int resource, rlim_t value)
+{
+	struct rlimit rl = { value, value };
+
+	setrlimit(resource, &rl);
+}
+
+/* In the child: limits, uid, exec.  Never returns. */
+static void
+child_exec(struct sandbox *sb, int in, int out, char **argv)
+{
+	const struct sandbox_limits *lim = &cfg->limits;
+	int devnull;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sb->cgroup && cgroup_enter(sb->id) == -1)
+		_exit(120);
+	if (!sb->cgroup)
+		set_limit(RLIMIT_AS, (rlim_t)lim->memory_mb * 1024 * 1024);
+	set_limit(RLIMIT_NPROC, (rlim_t)lim->procs);
+	set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile);
+	set_limit(RLIMIT_FSIZE, (rlim_t)lim->home_mb * 1024 * 1024);
+	set_limit(RLIMIT_CORE, 0);
+	if (dup2(in, 0) == -1 || dup2(out, 1) == -1)
+		_exit(121);
+	if (!cfg->debug && (devnull = open("/dev/null", O_WRONLY)) != -1)
+		dup2(devnull, 2);
+	closefrom(3);
+	if (drop_uid && (setgroups(0, NULL) == -1 ||
+	    setresgid(sb->uid, sb->uid, sb->uid) == -1 ||
+	    setresuid(sb->uid, sb->uid, sb->uid) == -1))
+		_exit(122);
+	execv("/usr/bin/bwrap", argv);
+	_exit(127);
+}
+
+/* --- the supervisor's lines --------------------------------------------- */
+
+/*
+ * Gets the next line the supervisor wrote into out (cut to outsz - 1).
+ * Returns 1, 0 on timeout, or -1 if the supervisor is gone.
+ */
+static int
+sup_line(struct sandbox *sb, char *out, size_t outsz, int timeout_ms)
+{
+	int64_t deadline = ts_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct pollfd pfd = { .fd = sb->sup_out, .events = POLLIN };
+	char chunk[4096], *nl;
+	size_t n, rest;
+	ssize_t r;
+	int wait;
+
+	for (;;) {
+		if ((nl = memchr(sb->sup_buf.data, '\n', sb->sup_buf.len))) {
+			n = (size_t)(nl - sb->sup_buf.data);
+			memcpy(out, sb->sup_buf.data, n < outsz ? n : outsz - 1);
+			out[n < outsz ? n : outsz - 1] = '\0';
+			rest = sb->sup_buf.len - n - 1;
+			memmove(sb->sup_buf.data, nl + 1, rest);
+			sb->sup_buf.len = rest;
+			return 1;
+		}
+		if (sb->sup_out == -1)
+			return -1;
+		wait = (int)(deadline - ts_mono_ms());
+		if (poll(&pfd, 1, wait > 0 ? wait : 0) == 0)
+			return 0;
+		if ((r = read(sb->sup_out, chunk, sizeof(chunk))) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(sb->sup_out);
+			sb->sup_out = -1;
+			return -1;
+		}
+		/* A "line" longer than the buffer is garbage: drop it. */
+		if (buf_append(&sb->sup_buf, chunk, (size_t)r) == -1) {
+			buf_reset(&sb->sup_buf);
+			log_warnx("sandbox %s: supervisor line too long", sb->id);
+		}
+	}
+}
+
+/* Parses a supervisor line; 1 if its op (and context, if given) match. */
+static int
+line_is(struct json_object *obj, const char *op, const char *context)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, "op", &v) ||
+	    strcmp(json_object_get_string(v), op) != 0)
+		return 0;
+	if (context == NULL)
+		return 1;
+	return json_object_object_get_ex(obj, "context", &v) &&
+	    strcmp(json_object_get_string(v), context) == 0;
+}
+
+static void
+note_line(struct sandbox *sb, struct json_object *obj)
+{
+	if (line_is(obj, "exited", NULL))
+		log_debug("sandbox %s: kernel exited: %s", sb->id,
+		    json_object_to_json_string(obj));
+}
+
+int
+sandbox_request(struct sandbox *sb, const char *line, const char *context,
+    int timeout_ms, char *err, size_t errlen)
+{
+	int64_t deadline = ts_mono_ms() + timeout_ms;
+	struct json_object *obj, *msg;
+	char text[SUP_LINE_MAX];
+	int rc;
+
+	if (sb->sup_in == -1 || write_all(sb->sup_in, line, strlen(line)) == -1) {
+		snprintf(err, errlen, "the sandbox's supervisor is gone");
+		return -1;
+	}
+	for (;;) {
+		rc = sup_line(sb, text, sizeof(text),
+		    (int)(deadline - ts_mono_ms()));
+		if (rc <= 0) {
+			snprintf(err, errlen, rc == 0 ? "the sandbox did not "
+			    "answer in time" : "the sandbox's supervisor is gone");
+			return -1;
+		}
+		if ((obj = json_tokener_parse(text)) == NULL)
+			continue;
+		if (line_is(obj, "spawned", context)) {
+			json_object_put(obj);
+			return 0;
+		}
+		if (line_is(obj, "error", context)) {
+			snprintf(err, errlen, "%s",
+			    json_object_object_get_ex(obj, "message", &msg) ?
+			    json_object_get_string(msg) : "spawn failed");
+			json_object_put(obj);
+			return -1;
+		}
+		note_line(sb, obj);
+		json_object_put(obj);
+	}
+}
+
+int
+sandbox_drain(struct sandbox *sb)
+{
+	struct json_object *obj;
+	char text[SUP_LINE_MAX];
+	int rc;
+
+	while ((rc = sup_line(sb, text, sizeof(text), 0)) == 1)
+		if ((obj = json_tokener_parse(text)) != NULL) {
+			note_line(sb, obj);
+			json_object_put(obj);
+		}
+	return rc == -1 ? -1 : 0;
+}
+
+/* Waits for the supervisor's "ready".  Returns 0, or -1. */
+static int
+wait_ready(struct sandbox *sb)
+{
+	int64_t deadline = ts_mono_ms() + START_TIMEOUT_MS;
+	struct json_object *obj;
+	char text[SUP_LINE_MAX];
+	int ready;
+
+	for (;;) {
+		if (sup_line(sb, text, sizeof(text),
+		    (int)(deadline - ts_mono_ms())) != 1)
+			return -1;
+		if ((obj = json_tokener_parse(text)) == NULL)
+			continue;
+		ready = line_is(obj, "ready", NULL);
+		json_object_put(obj);
+		if (ready)
+			return 0;
+	}
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+static struct sandbox *
+sandbox_new(const char *template_id, int pooled)
+{
+	unsigned char rnd[32];
+	struct sandbox *sb;
+
+	if ((sb = calloc(1, sizeof(*sb))) == NULL)
+		return NULL;
+	random_id(sb->id);
+	snprintf(sb->template_id, sizeof(sb->template_id), "%s", template_id);
+	if (crypto_random(rnd, sizeof(rnd)) == -1)
+		fatalx("no randomness");
+	crypto_hex(rnd, sizeof(rnd), sb->token);
+	snprintf(sb->dir, sizeof(sb->dir), "%s/sandboxes/%s", cfg->state_dir,
+	    sb->id);
+	sb->pid = -1;
+	sb->slot = -1;
+	sb->sup_in = sb->sup_out = sb->listener = -1;
+	sb->pooled = pooled;
+	sb->refs = 1;
+	sb->started_ms = ts_now_ms();
+	sb->end_ms = INT64_MAX;
+	pthread_mutex_init(&sb->lock, NULL);
+	buf_init(&sb->sup_buf, 64 * 1024);
+	return sb;
+}
+
+/* Kills the tree and frees the slot; the struct stays for its holders. */
+static void
+destroy(struct sandbox *sb)
+{
+	int status;
+
+	kernel_close_all(sb);
+	if (sb->pid > 0) {
+		kill(sb->pid, SIGKILL);
+		while (waitpid(sb->pid, &status, 0) == -1 && errno == EINTR)
+			;
+		sb->pid = -1;
+	}
+	if (sb->cgroup)
+		cgroup_destroy(sb->id);
+	if (sb->slot >= 0) {
+		slot_sweep(sb->uid);
+		pthread_mutex_lock(&reg_lock);
+		slots[sb->slot] = 0;
+		pthread_mutex_unlock(&reg_lock);
+		sb->slot = -1;
+	}
+	if (sb->sup_in != -1)
+		close(sb->sup_in);
+	if (sb->sup_out != -1)
+		close(sb->sup_out);
+	if (sb->listener != -1)
+		close(sb->listener);
+	sb->sup_in = sb->sup_out = sb->listener = -1;
+	remove_dir(sb->dir);
+}
+
+static int
+spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
+{
+	char *argv[ARGV_MAX], strs[32768];
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+
+	sb->uid = drop_uid ? (uid_t)(cfg->uid_base + sb->slot) : geteuid();
+	if (make_listener(sb) == -1)
+		return -1;
+	if (bwrap_argv(sb, preload, env_vars, argv, strs, sizeof(strs)) == -1) {
+		log_warnx("sandbox %s: too many settings for bwrap", sb->id);
+		return -1;
+	}
+	if (drop_uid)
+		sb->cgroup = cgroup_create(sb->id, cfg->limits.memory_mb *
+		    1024 * 1024, cfg->limits.procs) == 0;
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
+		log_warn("pipe");
+		goto fail;
+	}
+	if ((sb->pid = fork()) == -1) {
+		log_warn("fork");
+		goto fail;
+	}
+	if (sb->pid == 0)
+		child_exec(sb, in[0], out[1], argv);
+	close(in[0]);
+	close(out[1]);
+	sb->sup_in = in[1];
+	sb->sup_out = out[0];
+	if (wait_ready(sb) == -1) {
+		log_warnx("sandbox %s: the supervisor did not start", sb->id);
+		return -1;
+	}
+	return 0;
+fail:
+	if (in[0] != -1) {
+		close(in[0]);
+		close(in[1]);
+	}
+	if (out[0] != -1) {
+		close(out[0]);
+		close(out[1]);
+	}
+	return -1;
+}
+
+struct sandbox *
+sandbox_start(const char *template_id, int preload, int pooled,
+    struct json_object *env_vars, enum sandbox_err *err)
+{
+	struct sandbox *sb;
+
+	if ((sb = sandbox_new(template_id, pooled)) == NULL) {
+		*err = SANDBOX_FAILED;
+		return NULL;
+	}
+	pthread_mutex_lock(&reg_lock);
+	if (!pooled && sandbox_count_locked() >= cfg->max_live) {
+		pthread_mutex_unlock(&reg_lock);
+		*err = SANDBOX_LIMIT;
+		sandbox_free(sb);
+		return NULL;
+	}
+	if ((sb->slot = slot_take()) == -1) {
+		pthread_mutex_unlock(&reg_lock);
+		*err = pooled ? SANDBOX_FAILED : SANDBOX_LIMIT;
+		sandbox_free(sb);
+		return NULL;
+	}
+	/* Registered now so that the cap counts it while it starts. */
+	sb->next = registry;
+	registry = sb;
+	sb->refs++;
+	pthread_mutex_unlock(&reg_lock);
+
+	if (spawn(sb, preload, env_vars) == -1) {
+		sandbox_kill(sb);
+		sandbox_put(sb);
+		*err = SANDBOX_FAILED;
+		return NULL;
+	}
+	log_info("sandbox %s started (%s%s, uid %u)", sb->id, template_id,
+	    preload ? ", data stack preloaded" : "", (unsigned)sb->uid);
+	*err = SANDBOX_OK;
+	return sb;
+}
+
+/* Claimed, live sandboxes; the caller holds reg_lock. */
+static long
+sandbox_count_locked(void)
+{
+	struct sandbox *sb;
+	long n = 0;
+
+	for (sb = registry; sb; sb = sb->next)
+		if (!sb->pooled)
+			n++;
+	return n;
+}
+
+static void
+sandbox_free(struct sandbox *sb)
+{
+	kernel_free_all(sb);
+	json_object_put(sb->metadata);
+	buf_release(&sb->sup_buf);
+	pthread_mutex_destroy(&sb->lock);
+	free(sb);
+}
+
+int
+sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
+    enum sandbox_err *err)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (sandbox_count_locked() >= cfg->max_live) {
+		pthread_mutex_unlock(&reg_lock);
+		json_object_put(metadata);
+		*err = SANDBOX_LIMIT;
+		return -1;
+	}
+	sb->pooled = 0;
+	sb->started_ms = ts_now_ms();
+	sb->end_ms = sb->started_ms + (int64_t)timeout_s * 1000;
+	json_object_put(sb->metadata);
+	sb->metadata = metadata;
+	pthread_mutex_unlock(&reg_lock);
+	*err = SANDBOX_OK;
+	return 0;
+}
+
+struct sandbox *
+sandbox_find(const char *id)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&reg_lock);
+	for (sb = registry; sb; sb = sb->next)
+		if (!sb->pooled && strcmp(sb->id, id) == 0) {
+			sb->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	return sb;
+}
+
+struct sandbox *
+sandbox_pool_take(const char *template_id)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&reg_lock);
+	for (sb = registry; sb; sb = sb->next)
+		if (sb->pooled && !sb->killed &&
+		    strcmp(sb->template_id, template_id) == 0) {
+			/* Out of the pool at once: no one else may take it. */
+			sb->pooled = 2;
+			sb->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	return sb;
+}
+
+void
+sandbox_put(struct sandbox *sb)
+{
+	int last;
+
+	if (sb == NULL)
+		return;
+	pthread_mutex_lock(&reg_lock);
+	last = --sb->refs == 0;
+	pthread_mutex_unlock(&reg_lock);
+	if (last)
+		sandbox_free(sb);
+}
+
+void
+sandbox_kill(struct sandbox *sb)
+{
+	struct sandbox **pp;
+	int first;
+
+	pthread_mutex_lock(&reg_lock);
+	first = !sb->killed;
+	sb->killed = 1;
+	for (pp = &registry; *pp; pp = &(*pp)->next)
+		if (*pp == sb) {
+			*pp = sb->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	if (!first)
+		return;
+	sandbox_lock(sb);
+	destroy(sb);
+	sandbox_unlock(sb);
+	log_info("sandbox %s killed", sb->id);
+	sandbox_put(sb);	/* the registry's reference */
+}
+
+/* Takes references to the sandboxes that match, for work without the lock. */
+static size_t
+collect(struct sandbox ***out, int (*match)(struct sandbox *))
+{
+	struct sandbox *sb, **list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (sb = registry; sb; sb = sb->next) {
+		if (!match(sb))
+			continue;
+		if (n == cap) {
+			struct sandbox **p;
+
+			cap = cap ? cap * 2 : 16;
+			if ((p = realloc(list, cap * sizeof(*p))) == NULL)
+				break;
+			list = p;
+		}
+		sb->refs++;
+		list[n++] = sb;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	*out = list;
+	return n;
+}
+
+static int
+match_all(struct sandbox *sb)
+{
+	(void)sb;
+	return 1;
+}
+
+static int
+match_claimed(struct sandbox *sb)
+{
+	return !sb->pooled;
+}
+
+/* Over its lifetime, or its container is gone. */
+static int
+match_reapable(struct sandbox *sb)
+{
+	int status;
+
+	if (sb->pid > 0 && waitpid(sb->pid, &status, WNOHANG) == sb->pid) {
+		log_warnx("sandbox %s: its container exited", sb->id);
+		sb->pid = -1;
+		return 1;
+	}
+	return !sb->pooled && ts_now_ms() >= sb->end_ms;
+}
+
+static void
+kill_matching(int (*match)(struct sandbox *))
+{
+	struct sandbox **list;
+	size_t i, n = collect(&list, match);
+
+	for (i = 0; i < n; i++) {
+		sandbox_kill(list[i]);
+		sandbox_put(list[i]);
+	}
+	free(list);
+}
+
+void
+sandbox_kill_all(void)
+{
+	kill_matching(match_all);
+}
+
+void
+sandbox_reap(void)
+{
+	kill_matching(match_reapable);
+}
+
+void
+sandbox_foreach(void (*fn)(struct sandbox *, void *), void *arg)
+{
+	struct sandbox **list;
+	size_t i, n = collect(&list, match_claimed);
+
+	for (i = 0; i < n; i++) {
+		fn(list[i], arg);
+		sandbox_put(list[i]);
+	}
+	free(list);
+}
+
+long
+sandbox_count(void)
+{
+	long n;
+
+	pthread_mutex_lock(&reg_lock);
+	n = sandbox_count_locked();
+	pthread_mutex_unlock(&reg_lock);
+	return n;
+}
+
+long
+sandbox_pool_count(void)
+{
+	struct sandbox *sb;
+	long n = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (sb = registry; sb; sb = sb->next)
+		if (sb->pooled == 1)
+			n++;
+	pthread_mutex_unlock(&reg_lock);
+	return n;
+}
+
+void
+sandbox_set_timeout(struct sandbox *sb, long seconds)
+{
+	if (seconds < 0)
+		seconds = 0;
+	if (seconds > cfg->max_timeout_s)
+		seconds = cfg->max_timeout_s;
+	pthread_mutex_lock(&reg_lock);
+	sb->end_ms = ts_now_ms() + (int64_t)seconds * 1000;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+void
+sandbox_extend(struct sandbox *sb, long seconds)
+{
+	int64_t end;
+
+	if (seconds > cfg->max_timeout_s)
+		seconds = cfg->max_timeout_s;
+	end = ts_now_ms() + (int64_t)seconds * 1000;
+	pthread_mutex_lock(&reg_lock);
+	if (end > sb->end_ms)
+		sb->end_ms = end;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+const char *
+sandbox_id(const struct sandbox *sb)
+{
+	return sb->id;
+}
+
+const char *
+sandbox_template(const struct sandbox *sb)
+{
+	return sb->template_id;
+}
+
+const char *
+sandbox_token(const struct sandbox *sb)
+{
+	return sb->token;
+}
+
+int64_t
+sandbox_started_ms(const struct sandbox *sb)
+{
+	return sb->started_ms;
+}
+
+int64_t
+sandbox_end_ms(const struct sandbox *sb)
+{
+	int64_t end;
+
+	pthread_mutex_lock(&reg_lock);
+	end = sb->end_ms;
+	pthread_mutex_unlock(&reg_lock);
+	return end;
+}
+
+const struct json_object *
+sandbox_metadata(const struct sandbox *sb)
+{
+	return sb->metadata;
+}
+
+const struct sandbox_limits *
+sandbox_limits(void)
+{
+	return &cfg->limits;
+}
+
+int
+sandbox_killed(const struct sandbox *sb)
+{
+	return sb->killed;
+}
+
+void
+sandbox_lock(struct sandbox *sb)
+{
+	pthread_mutex_lock(&sb->lock);
+}
+
+void
+sandbox_unlock(struct sandbox *sb)
+{
+	pthread_mutex_unlock(&sb->lock);
+}
+
+int
+sandbox_kernel_listener(const struct sandbox *sb)
+{
+	return sb->listener;
+}
+
+struct context **
+sandbox_contexts(struct sandbox *sb)
+{
+	return &sb->contexts;
+}
