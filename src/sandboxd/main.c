@@ -52,8 +52,9 @@ static const struct envconf table[] = {
 	  offsetof(struct settings, key_file), "./var/sandboxd-api-key", 0, 0,
 	  "file holding the API key (e2b_ and hex digits)" },
 	{ "IRIS_SANDBOXD_DIR", ENVCONF_STRING,
-	  offsetof(struct settings, state_dir), "./var/sandboxd", 0, 0,
-	  "state directory (sandbox sockets)" },
+	  offsetof(struct settings, state_dir), NULL, 0, 0,
+	  "state directory (default /run/iris-sandboxd-PORT as root, "
+	  "else ./var/sandboxd)" },
 	{ "IRIS_SANDBOX_PROGRAMS", ENVCONF_STRING,
 	  offsetof(struct settings, progs_dir), NULL, 0, 0,
 	  "the sandbox/ directory (default: next to this program)" },
@@ -177,6 +178,17 @@ main(int argc, char *argv[] __attribute__((unused)))
 		fatal("%s or /usr/bin/bwrap", st.progs_dir);
 	if (st.uid_base == 0)
 		st.uid_base = 1000000 + 1000 * st.port;
+	/* Under /run as root: every slot's uid can pass through it. */
+	if (st.state_dir == NULL) {
+		static char dir[64];
+
+		if (geteuid() == 0)
+			snprintf(dir, sizeof(dir), "/run/iris-sandboxd-%ld",
+			    st.port);
+		else
+			snprintf(dir, sizeof(dir), "./var/sandboxd");
+		st.state_dir = dir;
+	}
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

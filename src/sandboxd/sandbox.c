@@ -4,6 +4,7 @@
  * joins the sandbox's cgroups, sets rlimits, drops to the slot's own
  * unprivileged uid and execs bwrap, which unshares every namespace.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -67,6 +68,7 @@ static char *slots;			/* 1 if the slot's uid is in use */
 static long nslots;
 static int drop_uid;			/* 0 when not root: no uid switch */
 static char passwd_dir[PATH_MAX];
+static char progs_dir[PATH_MAX];		/* our copy of sandbox/ */
 
 static long	sandbox_count_locked(void);
 static void	sandbox_free(struct sandbox *);
@@ -156,6 +158,66 @@ remove_dir(const char *dir)
 
 /* --- set-up ---------------------------------------------------------------- */
 
+static int
+copy_file(const char *from, const char *to)
+{
+	char chunk[65536];
+	ssize_t n;
+	int in, out, rv = 0;
+
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) ==
+	    -1) {
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, chunk, sizeof(chunk))) > 0)
+		if (write_all(out, chunk, (size_t)n) == -1) {
+			rv = -1;
+			break;
+		}
+	if (n < 0)
+		rv = -1;
+	close(in);
+	close(out);
+	return rv;
+}
+
+/*
+ * Copies the sandbox programs into our state dir: bwrap runs as the
+ * slot's uid, which may not be able to reach the repo (under /root, say),
+ * and a copy also keeps running sandboxes safe from edits to the repo.
+ */
+static int
+copy_programs(void)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rv = 0;
+
+	if (pathf(progs_dir, "%s/programs", cfg->state_dir) == -1 ||
+	    (mkdir(progs_dir, 0755) == -1 && errno != EEXIST) ||
+	    chmod(progs_dir, 0755) == -1 ||
+	    (d = opendir(cfg->progs_dir)) == NULL) {
+		log_warn("sandbox programs %s", cfg->progs_dir);
+		return -1;
+	}
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_type != DT_REG || de->d_name[0] == '.')
+			continue;
+		if (pathf(from, "%s/%s", cfg->progs_dir, de->d_name) == -1 ||
+		    pathf(to, "%s/%s", progs_dir, de->d_name) == -1 ||
+		    copy_file(from, to) == -1) {
+			log_warn("copying %s", de->d_name);
+			rv = -1;
+		}
+	}
+	closedir(d);
+	return rv;
+}
+
 int
 sandbox_init(const struct sandbox_config *c)
 {
@@ -192,6 +254,8 @@ sandbox_init(const struct sandbox_config *c)
 		log_warn("%s", path);
 		return -1;
 	}
+	if (copy_programs() == -1)
+		return -1;
 	snprintf(name, sizeof(name), "iris-sandboxd-%ld", cfg->uid_base);
 	if (drop_uid && cgroup_init(name))
 		log_info("cgroups: memory and pids limits per sandbox");
@@ -249,7 +313,8 @@ make_listener(struct sandbox *sb)
 		log_warnx("%s: path too long for a socket", run);
 		return -1;
 	}
-	if (mkdir(sb->dir, 0700) == -1 || mkdir(run, 0700) == -1) {
+	/* 0711: the slot's uid (bwrap) passes through to run/, no more. */
+	if (mkdir(sb->dir, 0711) == -1 || mkdir(run, 0700) == -1) {
 		log_warn("mkdir %s", run);
 		return -1;
 	}
@@ -329,7 +394,7 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--perms"); ARG("0700");
 	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/home/user");
-	ARG("--ro-bind"); ARG((char *)cfg->progs_dir); ARG("/opt/iris");
+	ARG("--ro-bind"); ARG(progs_dir); ARG("/opt/iris");
 	ARG("--bind"); ARG(SAVE("%s/run", sb->dir)); ARG("/run/iris");
 	ARG("--chdir"); ARG("/home/user");
 	ARG("--clearenv");
@@ -348,7 +413,8 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--setenv"); ARG("E2B_SANDBOX"); ARG("true");
 	ARG("--setenv"); ARG("E2B_SANDBOX_ID"); ARG(sb->id);
 	ARG("/usr/bin/python3");
-	ARG("-I");		/* isolated: no user site, no PYTHON* env */
+	ARG("-E");		/* no PYTHON* variables from envVars */
+	ARG("-s");		/* no user site directory */
 	ARG("/opt/iris/supervisor.py");
 	if (preload)
 		ARG("--preload");
