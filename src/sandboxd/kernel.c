@@ -737,8 +737,10 @@ interrupt(struct exec *ex)
 	struct pollfd pfd = { .fd = ctx->fd, .events = POLLIN };
 	int wait;
 
-	if (ctx->pid > 0)
-		kill(ctx->pid, SIGINT);
+	log_debug("context %s: interrupting kernel pid %d", ctx->id,
+	    (int)ctx->pid);
+	if (ctx->pid > 0 && kill(ctx->pid, SIGINT) == -1)
+		log_warn("context %s: interrupt", ctx->id);
 	while (!ex->finished) {
 		wait = (int)(deadline - ts_mono_ms());
 		if (wait <= 0 || poll(&pfd, 1, wait) <= 0)

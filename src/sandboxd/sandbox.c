@@ -72,6 +72,8 @@ static char progs_dir[PATH_MAX];		/* our copy of sandbox/ */
 
 static long	sandbox_count_locked(void);
 static void	sandbox_free(struct sandbox *);
+static void	slot_sweep(uid_t);
+static void	*launcher_main(void *);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -222,6 +224,8 @@ int
 sandbox_init(const struct sandbox_config *c)
 {
 	char path[PATH_MAX], name[64];
+	pthread_t tid;
+	long i;
 
 	cfg = c;
 	nslots = cfg->max_live + cfg->pool_size;
@@ -256,6 +260,14 @@ sandbox_init(const struct sandbox_config *c)
 	}
 	if (copy_programs() == -1)
 		return -1;
+	if (pthread_create(&tid, NULL, launcher_main, NULL) != 0) {
+		log_warnx("cannot start the launcher thread");
+		return -1;
+	}
+	pthread_detach(tid);
+	/* Whatever a daemon that died left running under our slots' uids. */
+	for (i = 0; i < nslots; i++)
+		slot_sweep((uid_t)(cfg->uid_base + i));
 	snprintf(name, sizeof(name), "iris-sandboxd-%ld", cfg->uid_base);
 	if (drop_uid && cgroup_init(name))
 		log_info("cgroups: memory and pids limits per sandbox");
@@ -438,7 +450,14 @@ child_exec(struct sandbox *sb, int in, int out, char **argv)
 	const struct sandbox_limits *lim = &cfg->limits;
 	int devnull;
 
+	sigset_t none;
+
+	/* The launcher thread lives as long as the daemon: so do we. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Our blocked and ignored signals must not reach user code. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
 	if (sb->cgroup && cgroup_enter(sb->id) == -1)
 		_exit(120);
 	if (!sb->cgroup)
@@ -458,6 +477,67 @@ child_exec(struct sandbox *sb, int in, int out, char **argv)
 		_exit(122);
 	execv("/usr/bin/bwrap", argv);
 	_exit(127);
+}
+
+/*
+ * The launcher: every container is forked by this one long-lived thread.
+ * Parent-death signals (ours, and bwrap's --die-with-parent) fire when
+ * the forking *thread* ends; an HTTP connection's thread ends with its
+ * request, the launcher only with the daemon.
+ */
+static struct {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cv;
+	int		 state;		/* 0 idle, 1 asked, 2 answered */
+	struct sandbox	*sb;
+	int		 in, out;
+	char		**argv;
+	pid_t		 pid;
+} launcher = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cv = PTHREAD_COND_INITIALIZER,
+};
+
+static void *
+launcher_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&launcher.lock);
+	for (;;) {
+		while (launcher.state != 1)
+			pthread_cond_wait(&launcher.cv, &launcher.lock);
+		launcher.pid = fork();
+		if (launcher.pid == 0)
+			child_exec(launcher.sb, launcher.in, launcher.out,
+			    launcher.argv);
+		launcher.state = 2;
+		pthread_cond_broadcast(&launcher.cv);
+	}
+	return NULL;
+}
+
+/* Forks the container on the launcher thread.  Returns its pid, or -1. */
+static pid_t
+launch(struct sandbox *sb, int in, int out, char **argv)
+{
+	pid_t pid;
+
+	pthread_mutex_lock(&launcher.lock);
+	while (launcher.state != 0)
+		pthread_cond_wait(&launcher.cv, &launcher.lock);
+	launcher.sb = sb;
+	launcher.in = in;
+	launcher.out = out;
+	launcher.argv = argv;
+	launcher.state = 1;
+	pthread_cond_broadcast(&launcher.cv);
+	while (launcher.state != 2)
+		pthread_cond_wait(&launcher.cv, &launcher.lock);
+	pid = launcher.pid;
+	launcher.state = 0;
+	pthread_cond_broadcast(&launcher.cv);
+	pthread_mutex_unlock(&launcher.lock);
+	return pid;
 }
 
 /* --- the supervisor's lines --------------------------------------------- */
@@ -687,12 +767,10 @@ spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 		log_warn("pipe");
 		goto fail;
 	}
-	if ((sb->pid = fork()) == -1) {
+	if ((sb->pid = launch(sb, in[0], out[1], argv)) == -1) {
 		log_warn("fork");
 		goto fail;
 	}
-	if (sb->pid == 0)
-		child_exec(sb, in[0], out[1], argv);
 	close(in[0]);
 	close(out[1]);
 	sb->sup_in = in[1];
@@ -917,7 +995,10 @@ match_reapable(struct sandbox *sb)
 	int status;
 
 	if (sb->pid > 0 && waitpid(sb->pid, &status, WNOHANG) == sb->pid) {
-		log_warnx("sandbox %s: its container exited", sb->id);
+		log_warnx("sandbox %s: its container exited (%s %d)", sb->id,
+		    WIFSIGNALED(status) ? "signal" : "status",
+		    WIFSIGNALED(status) ? WTERMSIG(status) :
+		    WEXITSTATUS(status));
 		sb->pid = -1;
 		return 1;
 	}
