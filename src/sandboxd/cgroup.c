@@ -173,16 +173,16 @@ cgroup_destroy(const char *id)
 	}
 }
 
-int
-cgroup_oom(const char *id)
+long
+cgroup_oom_kills(const char *id)
 {
-	char path[PATH_MAX], buf[256];
+	char path[PATH_MAX], buf[512], *p;
 	ssize_t n;
 	int fd;
 
 	if (!usable)
 		return 0;
-	group_path(0, id, "memory.failcnt", path, sizeof(path));
+	group_path(0, id, "memory.oom_control", path, sizeof(path));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return 0;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -190,5 +190,7 @@ cgroup_oom(const char *id)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	return strtol(buf, NULL, 10) > 0;
+	if ((p = strstr(buf, "oom_kill ")) == NULL)
+		return 0;
+	return strtol(p + 9, NULL, 10);
 }

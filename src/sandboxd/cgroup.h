@@ -27,7 +27,7 @@ int	cgroup_enter(const char *id);
 /* SIGKILLs every process in the groups of id, then removes them. */
 void	cgroup_destroy(const char *id);
 
-/* 1 if the memory group of id hit its limit (an OOM kill happened). */
-int	cgroup_oom(const char *id);
+/* How many processes the memory group of id has had killed (OOM). */
+long	cgroup_oom_kills(const char *id);
 
 #endif

@@ -57,6 +57,7 @@ struct exec {
 	int		 truncated[2];
 	int		 finished;	/* end_of_execution queued */
 	int64_t		 last_out_ms;
+	long		 oom_kills;	/* the sandbox's count at the start */
 };
 
 static pthread_mutex_t ref_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -587,7 +588,7 @@ kernel_died(struct exec *ex)
 {
 	struct context *ctx = ex->ctx;
 	char value[256];
-	int oom = cgroup_oom(sandbox_id(ctx->sb));
+	int oom = cgroup_oom_kills(sandbox_id(ctx->sb)) > ex->oom_kills;
 
 	snprintf(value, sizeof(value), "the %s kernel died%s; its state is "
 	    "lost and a new kernel starts on the next run", ctx->language,
@@ -669,6 +670,7 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 	buf_init(&ex->out, (size_t)LINE_MAX_BYTES * 2);
 	buf_init(&ex->line, LINE_MAX_BYTES);
 	ex->last_out_ms = ts_mono_ms();
+	ex->oom_kills = cgroup_oom_kills(sandbox_id(sb));
 
 	req = json_object_new_object();
 	json_object_object_add(req, "op", json_object_new_string("execute"));
