@@ -160,6 +160,23 @@ remove_dir(const char *dir)
 
 /* --- set-up ---------------------------------------------------------------- */
 
+static void
+remove_stale_dirs(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (pathf(dir, "%s/sandboxes", cfg->state_dir) == -1 ||
+	    (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' &&
+		    pathf(path, "%s/%s", dir, de->d_name) == 0)
+			remove_dir(path);
+	closedir(d);
+}
+
 static int
 copy_file(const char *from, const char *to)
 {
@@ -265,9 +282,10 @@ sandbox_init(const struct sandbox_config *c)
 		return -1;
 	}
 	pthread_detach(tid);
-	/* Whatever a daemon that died left running under our slots' uids. */
+	/* Whatever a daemon that died left: processes, then directories. */
 	for (i = 0; i < nslots; i++)
 		slot_sweep((uid_t)(cfg->uid_base + i));
+	remove_stale_dirs();
 	snprintf(name, sizeof(name), "iris-sandboxd-%ld", cfg->uid_base);
 	if (drop_uid && cgroup_init(name))
 		log_info("cgroups: memory and pids limits per sandbox");
