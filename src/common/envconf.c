@@ -18,6 +18,9 @@ set_entry(void *dst, const struct envconf *e, const char *val, char *err,
 	long v;
 
 	if (e->type == ENVCONF_STRING) {
+		/* An optional string set empty is unset. */
+		if (val != NULL && *val == '\0' && e->defval == NULL)
+			val = NULL;
 		if (val != NULL && *val == '\0') {
 			snprintf(err, errlen, "%s must not be empty", e->name);
 			return -1;

@@ -9,7 +9,8 @@
  * describes its struct of settings with rows and loads them in one call.
  */
 enum envconf_type {
-	ENVCONF_STRING,		/* const char *, not empty */
+	ENVCONF_STRING,		/* const char *, not empty (if optional:
+				 * empty is the same as unset, NULL) */
 	ENVCONF_LONG,		/* long, decimal, in [min, max] */
 	ENVCONF_OCTAL		/* long, octal, in [min, max] */
 };

@@ -15,6 +15,23 @@ struct config {
 	long		 drain_s;	/* IRIS_DRAIN_TIMEOUT, seconds */
 	long		 db_busy_ms;	/* IRIS_DB_BUSY_MS */
 	long		 verbose;	/* IRIS_VERBOSE, 0 or 1 */
+
+	/* The sandbox provider, spoken to over E2B's protocol. */
+	const char	*e2b_api_url;	/* E2B_API_URL, or NULL: none */
+	const char	*e2b_sandbox_url; /* E2B_SANDBOX_URL, or NULL */
+	const char	*e2b_domain;	/* E2B_DOMAIN */
+	const char	*e2b_api_key;	/* E2B_API_KEY (a secret) */
+	const char	*e2b_template;	/* IRIS_E2B_TEMPLATE */
+	const char	*e2b_scheme;	/* IRIS_E2B_SANDBOX_SCHEME */
+	const char	*e2b_connect_to; /* IRIS_E2B_CONNECT_TO */
+	const char	*provider;	/* IRIS_PROVIDER: local or e2b */
+	long		 connect_timeout_ms;	/* IRIS_PROVIDER_CONNECT_MS */
+	long		 provider_timeout_ms;	/* IRIS_PROVIDER_TIMEOUT_MS */
+	long		 project_sandboxes;	/* IRIS_PROJECT_SANDBOXES */
+	long		 idle_timeout_s;	/* IRIS_SANDBOX_IDLE_TIMEOUT */
+	long		 output_cap;		/* IRIS_OUTPUT_CAP, per stream */
+	long		 keep_code;		/* IRIS_KEEP_CODE, 0 or 1 */
+	const char	*packages;	/* IRIS_PACKAGES: the allowlist */
 };
 
 /*

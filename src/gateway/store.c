@@ -1,5 +1,6 @@
 /* The gateway's SQL: keys, the rate limiter's state, audit rows, sandboxes. */
 #include <pthread.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,10 @@
 #include "common/db.h"
 #include "common/log.h"
 #include "gateway/store.h"
+
+#define SB_COLS	"SELECT sandbox_id, project_id, session_id, provider, " \
+	"status, created_at, last_used_at, expires_at, executions, language, " \
+	"idle_timeout_s FROM sandboxes "
 
 enum stmt_id {
 	ST_PING,
@@ -16,6 +21,17 @@ enum stmt_id {
 	ST_AUDIT_INSERT,
 	ST_SANDBOX_GET,
 	ST_SANDBOX_LIST,
+	ST_SB_CLAIM,
+	ST_SB_STALE,
+	ST_SB_LIVE_ID,
+	ST_SB_LIVE_SESSION,
+	ST_SB_RENAME,
+	ST_SB_FORGET,
+	ST_SB_TOUCH,
+	ST_SB_END,
+	ST_SB_EVENT,
+	ST_SB_EXPIRED,
+	ST_EXEC_INSERT,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -34,15 +50,46 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "method, route, status, error_code, key_id, project_id, "
 	    "client_addr, duration_ms) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[ST_SANDBOX_GET] = "SELECT sandbox_id, project_id, session_id, "
-	    "provider, status, created_at, last_used_at, expires_at, "
-	    "executions FROM sandboxes "
-	    "WHERE project_id = ?1 AND sandbox_id = ?2",
-	[ST_SANDBOX_LIST] = "SELECT sandbox_id, project_id, session_id, "
-	    "provider, status, created_at, last_used_at, expires_at, "
-	    "executions FROM sandboxes "
+	[ST_SANDBOX_GET] = SB_COLS
+	    "WHERE project_id = ?1 AND sandbox_id = ?2 "
+	    "AND sandbox_id NOT LIKE 'pending-%'",
+	[ST_SANDBOX_LIST] = SB_COLS
 	    "WHERE project_id = ?1 AND status = 'running' "
+	    "AND sandbox_id NOT LIKE 'pending-%' "
 	    "ORDER BY created_at, sandbox_id",
+	[ST_SB_CLAIM] = "INSERT INTO sandboxes (sandbox_id, project_id, "
+	    "session_id, provider, status, language, idle_timeout_s, "
+	    "created_at, last_used_at, expires_at) "
+	    "SELECT ?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8 "
+	    "WHERE (SELECT count(*) FROM sandboxes "
+	    "WHERE project_id = ?2 AND status = 'running') < ?9",
+	[ST_SB_STALE] = "DELETE FROM sandboxes WHERE project_id = ?1 "
+	    "AND sandbox_id LIKE 'pending-%' AND created_at < ?2",
+	[ST_SB_LIVE_ID] = SB_COLS "WHERE project_id = ?1 AND sandbox_id = ?2 "
+	    "AND status = 'running'",
+	[ST_SB_LIVE_SESSION] = SB_COLS "WHERE project_id = ?1 "
+	    "AND session_id = ?2 AND status = 'running'",
+	[ST_SB_RENAME] = "UPDATE sandboxes SET sandbox_id = ?2 "
+	    "WHERE sandbox_id = ?1",
+	[ST_SB_FORGET] = "DELETE FROM sandboxes WHERE sandbox_id = ?1",
+	[ST_SB_TOUCH] = "UPDATE sandboxes SET last_used_at = ?2, "
+	    "expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', ?2, "
+	    "'+' || idle_timeout_s || ' seconds'), "
+	    "executions = executions + ?3 "
+	    "WHERE sandbox_id = ?1 AND status = 'running'",
+	[ST_SB_END] = "UPDATE sandboxes SET status = ?2, closed_at = ?3 "
+	    "WHERE sandbox_id = ?1 AND status = 'running'",
+	[ST_SB_EVENT] = "INSERT INTO sandbox_events (created_at, sandbox_id, "
+	    "project_id, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_SB_EXPIRED] = "SELECT sandbox_id, project_id FROM sandboxes "
+	    "WHERE status = 'running' AND expires_at < ?1 "
+	    "AND sandbox_id NOT LIKE 'pending-%' LIMIT ?2",
+	[ST_EXEC_INSERT] = "INSERT INTO executions (execution_id, request_id, "
+	    "created_at, project_id, key_id, session_id, sandbox_id, provider, "
+	    "language, code_bytes, code_sha256, code, status, error_name, "
+	    "error_message, duration_ms, stdout_bytes, stderr_bytes, "
+	    "result_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+	    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -340,6 +387,8 @@ sandbox_row(sqlite3_stmt *s, struct store_sandbox *sb)
 	text_col(s, 6, sb->last_used_at, sizeof(sb->last_used_at));
 	text_col(s, 7, sb->expires_at, sizeof(sb->expires_at));
 	sb->executions = (long)sqlite3_column_int64(s, 8);
+	text_col(s, 9, sb->language, sizeof(sb->language));
+	sb->idle_timeout_s = (long)sqlite3_column_int64(s, 10);
 }
 
 enum store_status
@@ -382,4 +431,287 @@ store_sandbox_list(struct store *st, const char *project_id,
 		rv = status_of(st, rc, "listing sandboxes");
 	sqlite3_reset(s);
 	return rv;
+}
+
+/* --- sandbox lifecycle rows ----------------------------------------------- */
+
+static void
+iso_now(char out[TS_ISO_LEN], int64_t ms)
+{
+	ts_format(ms, out);
+}
+
+struct claim_args {
+	const struct store_sandbox	*sb;
+	int64_t				 now_ms;
+	long				 cap;
+	int64_t				 stale_ms;
+};
+
+static enum store_status
+claim_body(struct store *st, void *arg)
+{
+	struct claim_args *a = arg;
+	const struct store_sandbox *sb = a->sb;
+	char now[TS_ISO_LEN], stale[TS_ISO_LEN], expires[TS_ISO_LEN];
+	sqlite3_stmt *s;
+	enum store_status rv;
+	int rc;
+
+	iso_now(now, a->now_ms);
+	iso_now(stale, a->now_ms - a->stale_ms);
+	iso_now(expires, a->now_ms + (int64_t)sb->idle_timeout_s * 1000);
+	s = stmt(st, ST_SB_STALE);
+	sqlite3_bind_text(s, 1, sb->project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, stale, -1, SQLITE_STATIC);
+	if ((rv = status_of(st, sqlite3_step(s), "removing stale rows")) !=
+	    STORE_OK) {
+		sqlite3_reset(s);
+		return rv;
+	}
+	sqlite3_reset(s);
+	s = stmt(st, ST_SB_CLAIM);
+	sqlite3_bind_text(s, 1, sb->sandbox_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sb->project_id, -1, SQLITE_STATIC);
+	bind_text(s, 3, sb->session_id);
+	sqlite3_bind_text(s, 4, sb->provider, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, sb->language, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, sb->idle_timeout_s);
+	sqlite3_bind_text(s, 7, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, expires, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 9, a->cap);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return STORE_EXISTS;
+	if ((rv = status_of(st, rc, "adding a sandbox")) != STORE_OK)
+		return rv;
+	return sqlite3_changes(st->db) == 0 ? STORE_LIMIT : STORE_OK;
+}
+
+enum store_status
+store_sandbox_claim(struct store *st, const struct store_sandbox *sb,
+    int64_t now_ms, long cap, int64_t stale_ms)
+{
+	struct claim_args a = { sb, now_ms, cap, stale_ms };
+	enum store_status rv = in_write_txn(st, claim_body, &a);
+
+	/* A refusal is an answer, not a failure: the transaction is fine. */
+	return rv;
+}
+
+enum store_status
+store_sandbox_live(struct store *st, const char *project_id,
+    const char *sandbox_id, const char *session_id, struct store_sandbox *sb)
+{
+	sqlite3_stmt *s = stmt(st, sandbox_id ? ST_SB_LIVE_ID :
+	    ST_SB_LIVE_SESSION);
+	enum store_status rv = STORE_NOT_FOUND;
+	int rc;
+
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sandbox_id ? sandbox_id : session_id, -1,
+	    SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sandbox_row(s, sb);
+		rv = STORE_OK;
+	} else if (rc != SQLITE_DONE)
+		rv = status_of(st, rc, "finding a live sandbox");
+	sqlite3_reset(s);
+	return rv;
+}
+
+/* One write statement with text parameters, in its own transaction. */
+struct write_args {
+	enum stmt_id	 id;
+	const char	*text[4];
+	int64_t		 num[2];
+	int		 ntext, nnum;
+	const char	*what;
+};
+
+static enum store_status
+write_body(struct store *st, void *arg)
+{
+	struct write_args *a = arg;
+	sqlite3_stmt *s = stmt(st, a->id);
+	enum store_status rv;
+	int i;
+
+	for (i = 0; i < a->ntext; i++)
+		bind_text(s, i + 1, a->text[i]);
+	for (i = 0; i < a->nnum; i++)
+		sqlite3_bind_int64(s, a->ntext + i + 1, a->num[i]);
+	rv = status_of(st, sqlite3_step(s), a->what);
+	sqlite3_reset(s);
+	if (rv == STORE_OK && sqlite3_changes(st->db) == 0)
+		rv = STORE_NOT_FOUND;
+	return rv;
+}
+
+enum store_status
+store_sandbox_rename(struct store *st, const char *from, const char *to)
+{
+	struct write_args a = { ST_SB_RENAME, { from, to }, { 0 }, 2, 0,
+	    "naming a sandbox" };
+
+	return in_write_txn(st, write_body, &a);
+}
+
+enum store_status
+store_sandbox_forget(struct store *st, const char *id)
+{
+	struct write_args a = { ST_SB_FORGET, { id }, { 0 }, 1, 0,
+	    "removing a sandbox row" };
+
+	return in_write_txn(st, write_body, &a);
+}
+
+enum store_status
+store_sandbox_touch(struct store *st, const char *id, int64_t now_ms,
+    long executions)
+{
+	char now[TS_ISO_LEN];
+	struct write_args a = { ST_SB_TOUCH, { id, now }, { executions }, 2, 1,
+	    "recording a sandbox's use" };
+
+	iso_now(now, now_ms);
+	return in_write_txn(st, write_body, &a);
+}
+
+struct end_args {
+	const char	*id, *project_id, *status, *detail;
+};
+
+static enum store_status
+event_insert(struct store *st, const char *id, const char *project_id,
+    const char *event, const char *detail)
+{
+	char now[TS_ISO_LEN];
+	sqlite3_stmt *s = stmt(st, ST_SB_EVENT);
+	enum store_status rv;
+
+	iso_now(now, ts_now_ms());
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, event, -1, SQLITE_STATIC);
+	bind_text(s, 5, detail);
+	rv = status_of(st, sqlite3_step(s), "writing a sandbox event");
+	sqlite3_reset(s);
+	return rv;
+}
+
+static enum store_status
+end_body(struct store *st, void *arg)
+{
+	struct end_args *a = arg;
+	char now[TS_ISO_LEN];
+	sqlite3_stmt *s = stmt(st, ST_SB_END);
+	enum store_status rv;
+
+	iso_now(now, ts_now_ms());
+	sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, a->status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, now, -1, SQLITE_STATIC);
+	rv = status_of(st, sqlite3_step(s), "ending a sandbox");
+	sqlite3_reset(s);
+	if (rv != STORE_OK)
+		return rv;
+	if (sqlite3_changes(st->db) == 0)
+		return STORE_NOT_FOUND;
+	return event_insert(st, a->id, a->project_id, a->status, a->detail);
+}
+
+enum store_status
+store_sandbox_end(struct store *st, const char *id, const char *project_id,
+    const char *status, const char *detail)
+{
+	struct end_args a = { id, project_id, status, detail };
+
+	return in_write_txn(st, end_body, &a);
+}
+
+struct event_args {
+	const char	*id, *project_id, *event, *detail;
+};
+
+static enum store_status
+event_body(struct store *st, void *arg)
+{
+	struct event_args *a = arg;
+
+	return event_insert(st, a->id, a->project_id, a->event, a->detail);
+}
+
+enum store_status
+store_sandbox_event(struct store *st, const char *id, const char *project_id,
+    const char *event, const char *detail)
+{
+	struct event_args a = { id, project_id, event, detail };
+
+	return in_write_txn(st, event_body, &a);
+}
+
+int
+store_sandbox_expired(struct store *st, int64_t now_ms,
+    char (*ids)[IDS_MAX_LEN + 1], char (*projects)[IDS_MAX_LEN + 1], int max)
+{
+	sqlite3_stmt *s = stmt(st, ST_SB_EXPIRED);
+	char now[TS_ISO_LEN];
+	int n = 0, rc;
+
+	iso_now(now, now_ms);
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, max);
+	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		text_col(s, 0, ids[n], IDS_MAX_LEN + 1);
+		text_col(s, 1, projects[n], IDS_MAX_LEN + 1);
+		n++;
+	}
+	if (n < max && rc != SQLITE_DONE) {
+		status_of(st, rc, "finding expired sandboxes");
+		n = -1;
+	}
+	sqlite3_reset(s);
+	return n;
+}
+
+static enum store_status
+exec_body(struct store *st, void *arg)
+{
+	const struct exec_row *r = arg;
+	sqlite3_stmt *s = stmt(st, ST_EXEC_INSERT);
+	enum store_status rv;
+
+	sqlite3_bind_text(s, 1, r->execution_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, r->created_at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, r->project_id, -1, SQLITE_STATIC);
+	bind_text(s, 5, r->key_id);
+	bind_text(s, 6, r->session_id);
+	bind_text(s, 7, r->sandbox_id);
+	bind_text(s, 8, r->provider);
+	sqlite3_bind_text(s, 9, r->language, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, r->code_bytes);
+	sqlite3_bind_text(s, 11, r->code_sha256, -1, SQLITE_STATIC);
+	if (r->code)
+		sqlite3_bind_text64(s, 12, r->code, r->code_len,
+		    SQLITE_STATIC, SQLITE_UTF8);
+	sqlite3_bind_text(s, 13, r->status, -1, SQLITE_STATIC);
+	bind_text(s, 14, r->error_name);
+	bind_text(s, 15, r->error_message);
+	sqlite3_bind_int64(s, 16, r->duration_ms);
+	sqlite3_bind_int64(s, 17, r->stdout_bytes);
+	sqlite3_bind_int64(s, 18, r->stderr_bytes);
+	sqlite3_bind_int64(s, 19, r->result_count);
+	rv = status_of(st, sqlite3_step(s), "writing an execution row");
+	sqlite3_reset(s);
+	return rv;
+}
+
+enum store_status
+store_execution_insert(struct store *st, const struct exec_row *row)
+{
+	return in_write_txn(st, exec_body, (void *)(uintptr_t)row);
 }

@@ -21,7 +21,9 @@ enum store_status {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
 	STORE_BUSY,		/* locked for longer than the busy timeout */
-	STORE_ERROR		/* logged */
+	STORE_ERROR,		/* logged */
+	STORE_LIMIT,		/* the project has its maximum of sandboxes */
+	STORE_EXISTS		/* the session has a live sandbox already */
 };
 
 struct store_key {
@@ -54,7 +56,36 @@ struct store_sandbox {
 	char	 created_at[TS_ISO_LEN];
 	char	 last_used_at[TS_ISO_LEN];
 	char	 expires_at[TS_ISO_LEN];
+	char	 language[16];
+	long	 idle_timeout_s;
 	long	 executions;
+};
+
+/* A sandbox row whose provider sandbox is still being created. */
+#define STORE_PENDING_PREFIX	"pending-"
+
+/* One executions row. */
+struct exec_row {
+	char		 execution_id[IDS_ULID_BUFSZ];
+	const char	*request_id;
+	char		 created_at[TS_ISO_LEN];
+	const char	*project_id;
+	const char	*key_id;
+	const char	*session_id;	/* NULL if none */
+	const char	*sandbox_id;	/* NULL if none */
+	const char	*provider;
+	const char	*language;
+	long		 code_bytes;
+	char		 code_sha256[2 * CRYPTO_SHA256_LEN + 1];
+	const char	*code;		/* NULL unless kept */
+	size_t		 code_len;
+	const char	*status;	/* ok error timeout upstream_error rejected */
+	const char	*error_name;
+	const char	*error_message;
+	long		 duration_ms;
+	long		 stdout_bytes;
+	long		 stderr_bytes;
+	long		 result_count;
 };
 
 /*
@@ -95,5 +126,54 @@ enum store_status store_sandbox_get(struct store *st, const char *project_id,
  */
 enum store_status store_sandbox_list(struct store *st, const char *project_id,
 		    int (*fn)(void *, const struct store_sandbox *), void *arg);
+
+/*
+ * Adds a running sandbox row (sb: id, project, session, provider,
+ * language, idle_timeout_s; times from now_ms) unless the project has
+ * `cap` live ones (STORE_LIMIT) or sb's session has one (STORE_EXISTS).
+ * Rows left pending for longer than stale_ms are removed first.
+ */
+enum store_status store_sandbox_claim(struct store *st,
+		    const struct store_sandbox *sb, int64_t now_ms, long cap,
+		    int64_t stale_ms);
+
+/* The live sandbox of project with this id, or of this session. */
+enum store_status store_sandbox_live(struct store *st, const char *project_id,
+		    const char *sandbox_id, const char *session_id,
+		    struct store_sandbox *sb);
+
+/* Gives a pending row its provider's id; or removes the pending row. */
+enum store_status store_sandbox_rename(struct store *st, const char *from,
+		    const char *to);
+enum store_status store_sandbox_forget(struct store *st, const char *id);
+
+/* Records a use: last used now, expiring idle_timeout_s later. */
+enum store_status store_sandbox_touch(struct store *st, const char *id,
+		    int64_t now_ms, long executions);
+
+/*
+ * Ends a running sandbox with status (closed, expired, failed) and the
+ * matching sandbox_events row.  STORE_NOT_FOUND if it was not running.
+ */
+enum store_status store_sandbox_end(struct store *st, const char *id,
+		    const char *project_id, const char *status,
+		    const char *detail);
+
+/* Adds a sandbox_events row. */
+enum store_status store_sandbox_event(struct store *st, const char *id,
+		    const char *project_id, const char *event,
+		    const char *detail);
+
+/*
+ * Up to max live sandboxes (not pending) whose expiry has passed: ids and
+ * projects (IDS_MAX_LEN + 1 bytes each).  Returns how many, or -1.
+ */
+int		 store_sandbox_expired(struct store *st, int64_t now_ms,
+		    char (*ids)[IDS_MAX_LEN + 1],
+		    char (*projects)[IDS_MAX_LEN + 1], int max);
+
+/* Writes one executions row. */
+enum store_status store_execution_insert(struct store *st,
+		    const struct exec_row *row);
 
 #endif
