@@ -1,0 +1,405 @@
+#!/usr/bin/python3
+"""Iris sandbox supervisor: the first program inside every sandbox.
+
+Contract: docs/sandbox-internals.md.  One JSON object per line on stdin
+(``spawn``) and on stdout (``ready``, ``spawned``, ``exited``, ``error``).
+Nothing else is ever written to stdout; stderr is the daemon's log.
+
+The supervisor is single-threaded (so forking it is safe) and never runs
+user code itself.  Python kernels are zygote forks of this process: the
+child imports ``kernel_python`` (already imported here) and runs it
+in-process, so modules preloaded with ``--preload`` are shared.  JavaScript
+and bash kernels are exec'd.
+
+Child reaping: SIGCHLD is turned into a byte on a self-pipe
+(``signal.set_wakeup_fd``) watched by the same selector as stdin, so reading
+stdin never blocks reaping and vice versa.
+"""
+
+import gc
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LANGUAGES = ("python", "javascript", "bash")
+MAX_LINE = 1 << 20          # a control line longer than this is dropped
+MAX_CONTEXT_ID = 256
+
+
+def log(msg):
+    try:
+        os.write(2, ("iris-supervisor: %s\n" % msg).encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def descendants(root):
+    """pids of every live descendant of root, from /proc."""
+    children = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if fields[0] in (b"Z", b"X"):
+                continue
+            children.setdefault(int(fields[1]), []).append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), ()):
+            out.append(pid)
+            todo.append(pid)
+    return out
+
+
+def prctl(option, value):
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0)
+    except Exception as e:  # pragma: no cover
+        log("prctl(%d) failed: %r" % (option, e))
+        return -1
+
+
+def set_dumpable(flag):
+    """PR_SET_DUMPABLE: a non-dumpable supervisor's /proc/<pid>/fd cannot be
+    opened by kernels running as the same uid, so user code cannot write to
+    the supervisor's stdout or stdin (or ptrace it)."""
+    prctl(4, 1 if flag else 0)                    # PR_SET_DUMPABLE
+
+
+def preload():
+    """Import the data stack so forked Python kernels start with it loaded."""
+    t0 = time.monotonic()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        import numpy  # noqa: F401
+    except Exception as e:  # pragma: no cover - depends on the image
+        log("preload numpy failed: %r" % (e,))
+    try:
+        import pandas
+        try:
+            pandas.DataFrame({"a": [1]})._repr_html_()   # warm the html formatter
+        except Exception:
+            pass
+    except Exception as e:  # pragma: no cover
+        log("preload pandas failed: %r" % (e,))
+    try:
+        import io
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        # Warm the font cache and the Agg renderer (MPLCONFIGDIR is fresh in
+        # every sandbox, so the first figure would otherwise build the cache).
+        fig = plt.figure()
+        fig.add_subplot().plot([0, 1])
+        fig.savefig(io.BytesIO(), format="png")
+        plt.close("all")
+    except Exception as e:  # pragma: no cover
+        log("preload matplotlib failed: %r" % (e,))
+    log("preload took %.0f ms" % ((time.monotonic() - t0) * 1000))
+
+
+class Supervisor:
+    def __init__(self):
+        self.kernels = {}            # pid -> context id
+        self.inbuf = bytearray()
+        self.skipping = False        # inside an over-long line
+        self.stdout_ok = True
+        self.stopping = False
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_stop)
+        # The daemon interrupts kernels, never us; a stray SIGINT (e.g. to the
+        # whole process group) must not kill the sandbox.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.sel.register(0, selectors.EVENT_READ, "stdin")
+
+    # -- signals -----------------------------------------------------------
+    def _on_signal(self, signum, frame):
+        pass                          # the wakeup fd does the work
+
+    def _on_stop(self, signum, frame):
+        self.stopping = True
+
+    # -- output ------------------------------------------------------------
+    def emit(self, obj):
+        if not self.stdout_ok:
+            return
+        data = (json.dumps(obj) + "\n").encode("ascii")
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(1, view)
+                view = view[n:]
+        except OSError as e:
+            log("stdout write failed: %s" % e)
+            self.stdout_ok = False
+            self.stopping = True
+
+    # -- children ----------------------------------------------------------
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            ctx = self.kernels.pop(pid, None)
+            if ctx is None:
+                continue
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                code = 128 + sig
+            else:
+                sig = 0
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+            if not self.stopping:
+                self.emit({"op": "exited", "context": ctx, "pid": pid,
+                           "status": code, "signal": sig})
+
+    def spawn(self, req):
+        ctx = req.get("context")
+        if not isinstance(ctx, str) or not ctx or len(ctx) > MAX_CONTEXT_ID or "\0" in ctx:
+            self.emit({"op": "error", "context": ctx if isinstance(ctx, str) else None,
+                       "message": "invalid context id"})
+            return
+        lang = req.get("language", "python")
+        if lang not in LANGUAGES:
+            self.emit({"op": "error", "context": ctx,
+                       "message": "unsupported language: %s" % (lang,)})
+            return
+        cwd = req.get("cwd")
+        if cwd is None:
+            cwd = os.environ.get("HOME") or "/"
+        if not isinstance(cwd, str) or "\0" in cwd or not os.path.isdir(cwd):
+            self.emit({"op": "error", "context": ctx,
+                       "message": "cwd is not a directory: %s" % (cwd,)})
+            return
+        argv = None
+        if lang == "javascript":
+            node = None
+            for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+                p = os.path.join(d or ".", "node")
+                if os.path.isfile(p) and os.access(p, os.X_OK):
+                    node = p
+                    break
+            if node is None:
+                self.emit({"op": "error", "context": ctx, "message": "node not found"})
+                return
+            # --expose-internals gives kernel.js node's own REPL rewriter
+            # for top-level await (internal/repl/await).
+            argv = [node, "--expose-internals", os.path.join(HERE, "kernel.js"), ctx]
+        elif lang == "bash":
+            argv = [sys.executable, os.path.join(HERE, "kernel_bash.py"), ctx]
+        try:
+            pid = os.fork()
+        except OSError as e:
+            self.emit({"op": "error", "context": ctx, "message": "fork failed: %s" % e})
+            return
+        if pid == 0:
+            self._child(ctx, lang, cwd, argv)      # never returns
+        self.kernels[pid] = ctx
+        self.emit({"op": "spawned", "context": ctx, "pid": pid})
+
+    def _child(self, ctx, lang, cwd, argv):
+        code = 1
+        try:
+            try:
+                os.setpgid(0, 0)
+            except OSError:
+                pass
+            set_dumpable(True)           # exec resets it anyway; forks need it
+            signal.set_wakeup_fd(-1)
+            for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(s, signal.SIG_DFL)
+            # SIGINT stays ignored until the Python kernel installs its own
+            # handler; exec'd kernels get the default back (below).
+            try:
+                self.sel.close()
+            except Exception:
+                pass
+            for fd in (self.wake_r, self.wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            # Kernels never see the supervisor's stdin/stdout: they talk only
+            # over their socket.  fd 2 stays the sandbox log until the kernel
+            # redirects it (the Python kernels point fds 1 and 2 at pipes).
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            if devnull > 2:
+                os.close(devnull)
+            os.chdir(cwd)
+            if argv is not None:
+                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+                    signal.signal(s, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                os.execv(argv[0], argv)
+            # Python: zygote child, the kernel runs in this very process.
+            import kernel_python
+            kernel_python.main(ctx, zygote=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException as e:
+            try:
+                log("kernel %s (%s) failed to start: %r" % (ctx, lang, e))
+            except BaseException:
+                pass
+            code = 127 if argv is not None else 1
+        os._exit(code)
+
+    # -- control input -----------------------------------------------------
+    def handle_line(self, line):
+        line = line.strip()
+        if not line:
+            return
+        try:
+            req = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            log("malformed control line skipped")
+            return
+        if not isinstance(req, dict):
+            log("non-object control line skipped")
+            return
+        op = req.get("op")
+        if op == "spawn":
+            self.spawn(req)
+        else:
+            log("unknown op skipped: %r" % (op,))
+
+    def read_stdin(self):
+        try:
+            data = os.read(0, 65536)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as e:
+            log("stdin read failed: %s" % e)
+            return False
+        if not data:
+            return False
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                if not self.skipping:
+                    self.inbuf += data[start:]
+                    if len(self.inbuf) > MAX_LINE:
+                        log("over-long control line dropped")
+                        self.inbuf.clear()
+                        self.skipping = True
+                return True
+            if self.skipping:
+                self.skipping = False
+            else:
+                self.inbuf += data[start:nl]
+                line = bytes(self.inbuf)
+                self.inbuf.clear()
+                if len(line) <= MAX_LINE:
+                    self.handle_line(line)
+            start = nl + 1
+
+    def run(self):
+        self.emit({"op": "ready"})
+        while not self.stopping:
+            try:
+                events = self.sel.select()
+            except InterruptedError:
+                continue
+            eof = False
+            for key, _ in events:
+                if key.data == "wake":
+                    try:
+                        while os.read(self.wake_r, 4096):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    self.reap()
+                elif key.data == "stdin":
+                    if not self.read_stdin():
+                        eof = True
+            self.reap()
+            if eof:
+                break
+        self.shutdown()
+
+    def shutdown(self):
+        """SIGKILL every kernel and everything they started, reap, return.
+
+        Kernels are process-group leaders (a bash kernel's shell leads its
+        own group), and daemons started by user code are reparented to us
+        (we are a child subreaper), so "every descendant" is all of it."""
+        self.stopping = True
+        for pid in list(self.kernels):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pids = descendants(os.getpid())
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                while True:
+                    pid, _ = os.waitpid(-1, os.WNOHANG)
+                    if pid == 0:
+                        break
+                    self.kernels.pop(pid, None)
+            except ChildProcessError:
+                self.kernels.clear()
+            if not pids and not self.kernels:
+                break
+            time.sleep(0.005)
+
+
+def main():
+    set_dumpable(False)
+    prctl(36, 1)          # PR_SET_CHILD_SUBREAPER: orphans of kernels stay ours
+    args = sys.argv[1:]
+    do_preload = "--preload" in args
+    if do_preload:
+        preload()
+    # Import the Python kernel now so that a fork needs no import work.
+    try:
+        import kernel_python  # noqa: F401
+    except Exception as e:
+        log("cannot import kernel_python: %r" % (e,))
+    gc.collect()
+    try:
+        gc.freeze()           # keep the zygote's objects out of copy-on-write
+    except AttributeError:
+        pass
+    sup = Supervisor()
+    sup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
