@@ -1,8 +1,9 @@
 /*
  * null-responder: the benchmark's baseline.  A FastCGI responder with the
  * gateway's threading shape -- N worker threads, each with its own
- * FCGX_Request on one non-blocking unix listening socket, polling and then
- * accepting -- that does no work at all: every request gets the answer the
+ * FCGX_Request on one non-blocking unix listening socket, waiting on its own
+ * epoll set (the socket with EPOLLEXCLUSIVE) and then accepting -- that
+ * does no work at all: every request gets the answer the
  * gateway gives to GET /api/iris/sandbox for a project without sandboxes.
  *
  * usage: null-responder [SOCKET [WORKERS]]
@@ -14,7 +15,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,24 +49,42 @@ diex(const char *what)
 	exit(1);
 }
 
+/* The gateway's way: one waker per connection, every worker on stop. */
+static int
+watch_new(void)
+{
+	struct epoll_event ev;
+	int ep;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		diex("epoll_create1");
+	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLEXCLUSIVE,
+	    .data.fd = listen_fd };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) == -1)
+		diex("epoll_ctl");
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = stop_pipe[0] };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, stop_pipe[0], &ev) == -1)
+		diex("epoll_ctl");
+	return ep;
+}
+
 /* Blocks until a connection may be waiting.  Returns 0, or -1 to stop. */
 static int
-wait_for_connection(void)
+wait_for_connection(int ep)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = listen_fd, .events = POLLIN },
-		{ .fd = stop_pipe[0], .events = POLLIN },
-	};
+	struct epoll_event ev[2];
+	int i, n;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) == -1) {
+		if ((n = epoll_wait(ep, ev, 2, -1)) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		if (pfd[1].revents)
-			return -1;
-		if (pfd[0].revents)
+		for (i = 0; i < n; i++)
+			if (ev[i].data.fd == stop_pipe[0])
+				return -1;
+		if (n > 0)
 			return 0;
 	}
 }
@@ -74,12 +93,13 @@ static void *
 worker(void *arg)
 {
 	FCGX_Request fr;
+	int ep = watch_new();
 
 	(void)arg;
 	if (FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		diex("FCGX_InitRequest failed");
 	/* As in the gateway: another worker may win the accept (EAGAIN). */
-	while (wait_for_connection() == 0) {
+	while (wait_for_connection(ep) == 0) {
 		if (FCGX_Accept_r(&fr) < 0)
 			continue;
 		FCGX_PutStr(answer, answer_len, fr.out);

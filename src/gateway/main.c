@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@
 
 #include "common/arena.h"
 #include "common/log.h"
-#include "gateway/audit.h"
+#include "gateway/writer.h"
 #include "gateway/config.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
@@ -38,25 +38,50 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
 static long live_workers;
 
+/*
+ * Each worker waits on its own epoll set: the listening socket with
+ * EPOLLEXCLUSIVE, so a new connection wakes one worker, not all of them,
+ * and the stop pipe, which wakes every worker at once.
+ */
+static int
+watch_new(void)
+{
+	struct epoll_event ev;
+	int ep;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLEXCLUSIVE,
+	    .data.fd = listen_fd };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) == -1)
+		goto fail;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = stop_pipe[0] };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, stop_pipe[0], &ev) == -1)
+		goto fail;
+	return ep;
+fail:
+	close(ep);
+	return -1;
+}
+
 /* Blocks until a connection may be waiting.  Returns 0, or -1 to stop. */
 static int
-wait_for_connection(void)
+wait_for_connection(int ep)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = listen_fd, .events = POLLIN },
-		{ .fd = stop_pipe[0], .events = POLLIN },
-	};
+	struct epoll_event ev[2];
+	int i, n;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) == -1) {
+		if ((n = epoll_wait(ep, ev, 2, -1)) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("poll");
+			log_warn("epoll_wait");
 			return -1;
 		}
-		if (pfd[1].revents)
-			return -1;
-		if (pfd[0].revents)
+		for (i = 0; i < n; i++)
+			if (ev[i].data.fd == stop_pipe[0])
+				return -1;
+		if (n > 0)
 			return 0;
 	}
 }
@@ -83,10 +108,12 @@ worker(void *arg)
 	FCGX_Request fr;
 	struct arena *arena = NULL;
 	struct store *st = NULL;
+	int ep = -1;
 
 	(void)arg;
 	if ((arena = arena_new(ARENA_MAX)) == NULL ||
-	    (st = store_open(cfg.db_path, (int)cfg.db_busy_ms)) == NULL) {
+	    (st = store_open(cfg.db_path, (int)cfg.db_busy_ms)) == NULL ||
+	    (ep = watch_new()) == -1) {
 		log_warnx("worker could not start");
 		goto done;
 	}
@@ -95,11 +122,11 @@ worker(void *arg)
 		goto done;
 	}
 	/*
-	 * The listening socket is non-blocking: poll says a connection may
+	 * The listening socket is non-blocking: epoll says a connection may
 	 * be waiting, and when another worker took it first, accept fails
-	 * with EAGAIN and we poll again.  So a stop is seen at once.
+	 * with EAGAIN and we wait again.  So a stop is seen at once.
 	 */
-	while (wait_for_connection() == 0) {
+	while (wait_for_connection(ep) == 0) {
 		if (FCGX_Accept_r(&fr) < 0)
 			continue;
 		serve_one(&fr, arena, st);
@@ -107,6 +134,8 @@ worker(void *arg)
 	}
 	FCGX_Free(&fr, 1);
 done:
+	if (ep != -1)
+		close(ep);
 	store_close(st);
 	arena_free(arena);
 	pthread_mutex_lock(&live_lock);
@@ -229,8 +258,8 @@ main(int argc, char *argv[] __attribute__((unused)))
 	set_nonblocking(listen_fd);
 	if (pipe2(stop_pipe, O_CLOEXEC) == -1)
 		fatal("pipe");
-	if (audit_start(cfg.db_path, (int)cfg.db_busy_ms) == -1)
-		fatalx("the audit writer could not start");
+	if (writer_start(cfg.db_path, (int)cfg.db_busy_ms) == -1)
+		fatalx("the database writer could not start");
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -262,7 +291,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 		log_warnx("%ld requests still running after %ld s; exiting",
 		    left, cfg.drain_s);
 	close(listen_fd);
-	audit_stop();
+	writer_stop();
 	log_info("stopped");
 	return left > 0 ? 1 : 0;
 }

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/timestamp.h"
 #include "common/utf8.h"
-#include "gateway/audit.h"
+#include "gateway/writer.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/handlers.h"
@@ -133,8 +133,8 @@ auth_phase(struct request *req)
 		    "<key>' or 'X-API-Key: <key>'");
 		return -1;
 	}
-	sr = store_rate_admit(req->store, req->key_id, ts_now_ms() * 1000,
-	    &req->rate, &req->rate_limit);
+	sr = writer_admit(req->key_id, ts_now_ms() * 1000, &req->rate,
+	    &req->rate_limit);
 	if (sr == STORE_NOT_FOUND) {	/* revoked a moment ago */
 		req->authenticated = 0;
 		req->key_id[0] = req->project_id[0] = '\0';
@@ -404,7 +404,7 @@ audit(struct request *req)
 	snprintf(rec.client_addr, sizeof(rec.client_addr), "%s",
 	    req->client_addr);
 	rec.duration_ms = (long)(ts_mono_ms() - req->started_ms);
-	audit_write(&rec);
+	writer_audit(&rec);
 }
 
 void

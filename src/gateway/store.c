@@ -308,71 +308,65 @@ in_write_txn(struct store *st,
 	return rv;
 }
 
-struct rate_args {
-	const char		*key_id;
-	int64_t			 now_us;
-	struct rl_result	*res;
-	long			*limit;
+static enum store_status
+audit_insert(struct store *st, const struct audit_rec *r)
+{
+	sqlite3_stmt *s = stmt(st, ST_AUDIT_INSERT);
+	enum store_status rv;
+
+	sqlite3_bind_text(s, 1, r->created_at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, r->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, r->route, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, r->status);
+	bind_text(s, 6, r->error_code);
+	bind_text(s, 7, r->key_id);
+	bind_text(s, 8, r->project_id);
+	bind_text(s, 9, r->client_addr);
+	sqlite3_bind_int64(s, 10, r->duration_ms);
+	rv = status_of(st, sqlite3_step(s), "writing an audit row");
+	sqlite3_reset(s);
+	return rv;
+}
+
+struct batch_args {
+	struct store_op	*ops;
+	int		 n;
 };
 
 static enum store_status
-rate_body(struct store *st, void *arg)
+batch_body(struct store *st, void *arg)
 {
-	struct rate_args *a = arg;
-
-	return rate_update(st, a->key_id, a->now_us, a->res, a->limit);
-}
-
-enum store_status
-store_rate_admit(struct store *st, const char *key_id, int64_t now_us,
-    struct rl_result *res, long *limit)
-{
-	struct rate_args a = { key_id, now_us, res, limit };
-
-	return in_write_txn(st, rate_body, &a);
-}
-
-struct audit_args {
-	const struct audit_rec	*recs;
-	int			 n;
-};
-
-static enum store_status
-audit_body(struct store *st, void *arg)
-{
-	struct audit_args *a = arg;
-	const struct audit_rec *r;
-	sqlite3_stmt *s;
+	struct batch_args *a = arg;
+	struct store_op *op;
 	enum store_status rv;
 	int i;
 
 	for (i = 0; i < a->n; i++) {
-		r = &a->recs[i];
-		s = stmt(st, ST_AUDIT_INSERT);
-		sqlite3_bind_text(s, 1, r->created_at, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, r->request_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, r->method, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, r->route, -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, 5, r->status);
-		bind_text(s, 6, r->error_code);
-		bind_text(s, 7, r->key_id);
-		bind_text(s, 8, r->project_id);
-		bind_text(s, 9, r->client_addr);
-		sqlite3_bind_int64(s, 10, r->duration_ms);
-		rv = status_of(st, sqlite3_step(s), "writing audit rows");
-		sqlite3_reset(s);
-		if (rv != STORE_OK)
+		op = &a->ops[i];
+		if (op->kind == STORE_OP_ADMIT)
+			rv = rate_update(st, op->key_id, op->now_us, op->res,
+			    op->limit);
+		else
+			rv = audit_insert(st, op->rec);
+		if (rv != STORE_OK && rv != STORE_NOT_FOUND)
 			return rv;
+		op->status = rv;
 	}
 	return STORE_OK;
 }
 
 enum store_status
-store_audit_insert(struct store *st, const struct audit_rec *recs, int n)
+store_batch(struct store *st, struct store_op *ops, int n)
 {
-	struct audit_args a = { recs, n };
+	struct batch_args a = { ops, n };
+	enum store_status rv = in_write_txn(st, batch_body, &a);
+	int i;
 
-	return in_write_txn(st, audit_body, &a);
+	if (rv != STORE_OK)
+		for (i = 0; i < n; i++)
+			ops[i].status = rv;
+	return rv;
 }
 
 static void

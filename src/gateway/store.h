@@ -105,16 +105,28 @@ enum store_status store_ping(struct store *st);
 enum store_status store_key_find(struct store *st, const char *key_id,
 		    struct store_key *key);
 
-/*
- * Charges one request at now_us to key_id's rate limit in one
- * transaction.  OUT: res, *limit (the key's limit).
- */
-enum store_status store_rate_admit(struct store *st, const char *key_id,
-		    int64_t now_us, struct rl_result *res, long *limit);
+/* One write of a batch: a rate-limit decision or an audit row. */
+struct store_op {
+	enum { STORE_OP_ADMIT, STORE_OP_AUDIT } kind;
+	/* ADMIT: charge one request at now_us to key_id's limit. */
+	const char		*key_id;
+	int64_t			 now_us;
+	struct rl_result	*res;		/* OUT */
+	long			*limit;		/* OUT: the key's limit */
+	/* AUDIT: insert this row. */
+	const struct audit_rec	*rec;
+	enum store_status	 status;	/* OUT: STORE_NOT_FOUND for an
+						 * ADMIT of an unknown or
+						 * revoked key */
+};
 
-/* Inserts n audit rows in one transaction. */
-enum store_status store_audit_insert(struct store *st,
-		    const struct audit_rec *recs, int n);
+/*
+ * Carries out n operations, in order, in one write transaction: each
+ * decision sees the ones before it, so limits stay exact.  If the
+ * transaction fails, every op's status is that failure.  Returns it, or
+ * STORE_OK.
+ */
+enum store_status store_batch(struct store *st, struct store_op *ops, int n);
 
 /* Finds a sandbox of project.  OUT: sb. */
 enum store_status store_sandbox_get(struct store *st, const char *project_id,
