@@ -385,10 +385,6 @@ on_line(void *arg, const char *line, size_t len)
 		json_object_put(ev);
 		return 0;
 	}
-	if (strcmp(json_object_get_string(type), "keepalive") == 0) {
-		json_object_put(ev);
-		return 0;
-	}
 	if (strcmp(json_object_get_string(type), "end_of_execution") == 0)
 		r->ended = 1;
 	else if (r->on_event(r->arg, ev) == -1) {

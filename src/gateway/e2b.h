@@ -40,7 +40,7 @@ enum e2b_status {
 
 /* What it takes to reach a sandbox. */
 struct e2b_sandbox {
-	char	id[64];
+	char	id[129];
 	char	token[160];	/* envdAccessToken, or "" */
 	char	domain[128];	/* the sandbox's domain, or "" for ours */
 };
@@ -72,8 +72,9 @@ enum e2b_status	 e2b_set_timeout(struct e2b *c, const char *id,
 
 /*
  * Runs code in sb's default context for language, handing each event
- * (a JSON object of the E2B NDJSON stream, keepalives left out) to
- * on_event as it arrives; on_event returns -1 to stop.  It ends at
+ * (a JSON object of the E2B NDJSON stream; keepalives too, every 5 s of
+ * silence, so the caller can look at its own client) to on_event as it
+ * arrives; on_event returns -1 to stop.  It ends at
  * end_of_execution, or when timeout_ms passes (E2B_TIMEOUT; *started
  * tells whether the provider had begun answering).  env_vars: an object
  * of strings, or NULL.

@@ -10,6 +10,9 @@ struct request;
  */
 void	health_get(struct request *req);
 void	sandbox_get(struct request *req);
+void	sandbox_post(struct request *req);
+void	sandbox_delete(struct request *req);
 void	execute_post(struct request *req);
+void	execute_stream_post(struct request *req);
 
 #endif

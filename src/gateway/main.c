@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include "common/log.h"
 #include "gateway/writer.h"
 #include "gateway/config.h"
+#include "gateway/e2b.h"
+#include "gateway/lease.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
 #include "gateway/store.h"
@@ -30,6 +33,7 @@
 #define ARENA_MAX	((size_t)64 << 20)
 
 static struct config cfg;
+static struct e2b_config e2b_cfg;
 static int listen_fd = -1;
 static int stop_pipe[2] = { -1, -1 };	/* readable once we are stopping */
 static int owns_socket;
@@ -87,13 +91,15 @@ wait_for_connection(int ep)
 }
 
 static void
-serve_one(FCGX_Request *fr, struct arena *arena, struct store *st)
+serve_one(FCGX_Request *fr, struct arena *arena, struct store *st,
+    struct e2b *c)
 {
 	struct request req;
 
 	memset(&req, 0, sizeof(req));
 	req.arena = arena;
 	req.store = st;
+	req.e2b = c;
 	req.cfg = &cfg;
 	req.fcgi = fr;
 	if (request_init(&req) == 0)
@@ -108,12 +114,13 @@ worker(void *arg)
 	FCGX_Request fr;
 	struct arena *arena = NULL;
 	struct store *st = NULL;
+	struct e2b *c = NULL;
 	int ep = -1;
 
 	(void)arg;
 	if ((arena = arena_new(ARENA_MAX)) == NULL ||
 	    (st = store_open(cfg.db_path, (int)cfg.db_busy_ms)) == NULL ||
-	    (ep = watch_new()) == -1) {
+	    (c = e2b_new()) == NULL || (ep = watch_new()) == -1) {
 		log_warnx("worker could not start");
 		goto done;
 	}
@@ -129,19 +136,42 @@ worker(void *arg)
 	while (wait_for_connection(ep) == 0) {
 		if (FCGX_Accept_r(&fr) < 0)
 			continue;
-		serve_one(&fr, arena, st);
+		serve_one(&fr, arena, st, c);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
 done:
 	if (ep != -1)
 		close(ep);
+	e2b_free(c);
 	store_close(st);
 	arena_free(arena);
 	pthread_mutex_lock(&live_lock);
 	live_workers--;
 	pthread_cond_signal(&live_cond);
 	pthread_mutex_unlock(&live_lock);
+	return NULL;
+}
+
+/* Ends idle sandboxes, every few seconds, until we stop. */
+static void *
+reaper(void *arg)
+{
+	struct store *st;
+	struct e2b *c;
+	struct pollfd pfd = { .fd = stop_pipe[0], .events = POLLIN };
+
+	(void)arg;
+	if ((st = store_open(cfg.db_path, (int)cfg.db_busy_ms)) == NULL ||
+	    (c = e2b_new()) == NULL) {
+		log_warnx("the sandbox reaper could not start");
+		store_close(st);
+		return NULL;
+	}
+	while (poll(&pfd, 1, 5000) == 0)
+		lease_reap(st, c);
+	e2b_free(c);
+	store_close(st);
 	return NULL;
 }
 
@@ -260,6 +290,17 @@ main(int argc, char *argv[] __attribute__((unused)))
 		fatal("pipe");
 	if (writer_start(cfg.db_path, (int)cfg.db_busy_ms) == -1)
 		fatalx("the database writer could not start");
+	e2b_cfg = (struct e2b_config){
+		.api_url = cfg.e2b_api_url, .sandbox_url = cfg.e2b_sandbox_url,
+		.domain = cfg.e2b_domain, .scheme = cfg.e2b_scheme,
+		.connect_to = cfg.e2b_connect_to, .api_key = cfg.e2b_api_key,
+		.template_id = cfg.e2b_template,
+		.connect_timeout_ms = cfg.connect_timeout_ms,
+		.request_timeout_ms = cfg.provider_timeout_ms,
+		.create_retries = 3,
+	};
+	if (e2b_global_init(&e2b_cfg) == -1)
+		fatalx("the provider's client could not start");
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -271,10 +312,14 @@ main(int argc, char *argv[] __attribute__((unused)))
 		if (pthread_create(&tid, &attr, worker, NULL) != 0)
 			fatalx("cannot start worker %ld", i);
 	}
+	if (cfg.e2b_api_url &&
+	    pthread_create(&tid, &attr, reaper, NULL) != 0)
+		fatalx("cannot start the sandbox reaper");
 	pthread_attr_destroy(&attr);
-	log_info("version %s serving on %s with %ld workers",
+	log_info("version %s serving on %s with %ld workers; sandboxes: %s",
 	    PACKAGE_VERSION, owns_socket ? cfg.socket_path : "an inherited "
-	    "socket", cfg.workers);
+	    "socket", cfg.workers, cfg.e2b_api_url ? cfg.provider : "none "
+	    "(E2B_API_URL is unset)");
 
 	do {
 		if (sigwait(&sigs, &sig) != 0)

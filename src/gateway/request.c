@@ -1,6 +1,7 @@
 /* FastCGI I/O for one request: parameters, the capped body, the answer. */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,50 @@ request_send(struct request *req)
 	if (req->out.len)
 		FCGX_PutStr(req->out.data, (int)req->out.len, out);
 	buf_release(&head);
+}
+
+int
+request_stream_begin(struct request *req)
+{
+	struct buf head;
+	int rv;
+
+	buf_init(&head, HEADERS_MAX * 2);
+	req->status = 200;
+	req->streamed = 1;
+	/* X-Accel-Buffering: nginx passes each event on as it comes. */
+	if (buf_printf(&head, "Status: 200 OK\r\n"
+	    "Content-Type: text/event-stream; charset=utf-8\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "X-Accel-Buffering: no\r\n"
+	    "X-Request-Id: %s\r\n%s\r\n", req->id,
+	    req->headers.len ? req->headers.data : "") == -1) {
+		buf_release(&head);
+		return -1;
+	}
+	rv = request_stream_write(req, head.data, head.len);
+	buf_release(&head);
+	return rv;
+}
+
+int
+request_stream_write(struct request *req, const char *p, size_t n)
+{
+	FCGX_Stream *out = req->fcgi->out;
+
+	if (FCGX_PutStr(p, (int)n, out) != (int)n || FCGX_FFlush(out) == -1 ||
+	    FCGX_GetError(out) != 0)
+		return -1;
+	return 0;
+}
+
+int
+request_client_gone(struct request *req)
+{
+	struct pollfd pfd = { .fd = req->fcgi->ipcFd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void

@@ -12,6 +12,7 @@
 
 struct arena;
 struct config;
+struct e2b;
 struct json_object;
 struct route;
 struct store;
@@ -26,6 +27,7 @@ struct request {
 	/* The worker's, valid for the request's life. */
 	struct arena		*arena;
 	struct store		*store;
+	struct e2b		*e2b;		/* the provider's client */
 	const struct config	*cfg;
 	struct FCGX_Request	*fcgi;
 
@@ -55,6 +57,7 @@ struct request {
 	const char		*error_code;	/* for the audit row */
 	struct buf		 headers;	/* extra "Name: value\r\n" lines */
 	struct buf		 out;		/* the body */
+	int			 streamed;	/* answered as a stream */
 };
 
 /* Returns the FastCGI parameter name, or "" if absent. */
@@ -76,6 +79,18 @@ int		 request_read_body(struct request *req, size_t max,
 
 /* Sends the status line, headers and body built in req. */
 void		 request_send(struct request *req);
+
+/*
+ * Starts a text/event-stream answer with status 200 and req's headers;
+ * then request_stream_write sends (and flushes) each piece.  Both return
+ * 0, or -1 once the client is gone.
+ */
+int		 request_stream_begin(struct request *req);
+int		 request_stream_write(struct request *req, const char *p,
+		    size_t n);
+
+/* 1 if the client hung up (nginx closed our connection). */
+int		 request_client_gone(struct request *req);
 
 /* Releases what request_init allocated outside the arena. */
 void		 request_release(struct request *req);

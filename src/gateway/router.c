@@ -24,14 +24,21 @@
 #define JSON_MAX_DEPTH	32
 
 static const char *const q_sandbox[] = { "sandboxId", NULL };
+static const char *const q_sandbox_delete[] = { "sandboxId", "all", NULL };
 
 static const struct route routes[] = {
 	{ .method = "GET", .path = "/api/iris/health",
 	  .handler = health_get },
 	{ .method = "GET", .path = "/api/iris/sandbox", .needs_key = 1,
 	  .query = q_sandbox, .handler = sandbox_get },
+	{ .method = "POST", .path = "/api/iris/sandbox", .needs_key = 1,
+	  .body = BODY_OPTIONAL, .handler = sandbox_post },
+	{ .method = "DELETE", .path = "/api/iris/sandbox", .needs_key = 1,
+	  .query = q_sandbox_delete, .handler = sandbox_delete },
 	{ .method = "POST", .path = "/api/iris/execute", .needs_key = 1,
 	  .body = BODY_REQUIRED, .handler = execute_post },
+	{ .method = "POST", .path = "/api/iris/execute/stream", .needs_key = 1,
+	  .body = BODY_REQUIRED, .handler = execute_stream_post },
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
@@ -150,6 +157,8 @@ auth_phase(struct request *req)
 		    "the database is not answering; try again shortly");
 		return -1;
 	}
+	/* On every keyed answer, streams included: set before any is sent. */
+	rate_headers(req);
 	if (!req->rate.admitted) {
 		reply_header(req, "Retry-After", "%ld", req->rate.reset_s);
 		reply_error(req, 429, "rate_limited", NULL,
@@ -245,36 +254,75 @@ is_json_type(const char *ct)
 	return *p == '\0';
 }
 
+/* The value of the 4 hex digits at s, or -1. */
+static long
+hex4(const char *s)
+{
+	long v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char c = s[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
 /*
- * 1 if an object key in the JSON text escapes a NUL ("\u0000").  json-c
- * cuts keys there, so "code\u0000x" would read as "code".  (NULs in
- * values are seen, with their length, by the field checks.)  Escapes are
- * skipped whole, so an escaped backslash before "u0000" is no NUL.
+ * What json-c would let through but we must not: a surrogate escape that
+ * is not one half of a pair ("\ud800" alone decodes to invalid UTF-8),
+ * and a NUL escaped in an object key (json-c cuts keys there, so
+ * "code\u0000x" would read as "code"; NULs in values are seen, with their
+ * length, by the field checks).  Escapes are read whole, so an escaped
+ * backslash before "u0000" is no NUL.  Returns a message, or NULL.
  */
-static int
-key_escapes_nul(const char *s, size_t len)
+static const char *
+escape_problem(const char *s, size_t len)
 {
 	size_t i, j;
-	int nul = 0;
+	long cp, lo;
+	int nul;
 
 	for (i = 0; i < len; i++) {
 		if (s[i] != '"')
 			continue;
-		for (nul = 0, i++; i < len && s[i] != '"'; i++)
-			if (s[i] == '\\' && i + 1 < len) {
-				if (s[i + 1] == 'u' && len - i >= 6 &&
-				    memcmp(s + i + 2, "0000", 4) == 0)
-					nul = 1;
-				i++;
+		for (nul = 0, i++; i < len && s[i] != '"'; i++) {
+			if (s[i] != '\\' || i + 1 >= len)
+				continue;
+			if (s[++i] != 'u' || len - i < 5 || (cp = hex4(s + i + 1))
+			    == -1)
+				continue;
+			i += 4;
+			if (cp == 0)
+				nul = 1;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return "the body has a lone surrogate escape "
+				    "(\\udc00-\\udfff)";
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (len - i < 7 || s[i + 1] != '\\' ||
+				    s[i + 2] != 'u' ||
+				    (lo = hex4(s + i + 3)) < 0xdc00 ||
+				    lo > 0xdfff)
+					return "the body has a lone surrogate "
+					    "escape (\\ud800-\\udbff)";
+				i += 6;
 			}
+		}
 		if (!nul)
 			continue;
 		for (j = i + 1; j < len && strchr(" \t\r\n", s[j]); j++)
 			;
 		if (j < len && s[j] == ':')
-			return 1;
+			return "field names must not contain NUL characters";
 	}
-	return 0;
+	return NULL;
 }
 
 static void
@@ -372,9 +420,8 @@ body_phase(struct request *req)
 		    "the body must not contain NUL bytes");
 		return -1;
 	}
-	if (key_escapes_nul(text, len)) {
-		reply_error(req, 400, "invalid_json", NULL,
-		    "field names must not contain NUL characters");
+	if ((why = escape_problem(text, len)) != NULL) {
+		reply_error(req, 400, "invalid_json", NULL, "%s", why);
 		return -1;
 	}
 	if ((req->body = parse_object(req, text, len, &why)) == NULL) {
@@ -416,8 +463,7 @@ router_serve(struct request *req)
 	if (req->status == 0)	/* a handler bug; never leave a client hanging */
 		reply_error(req, 500, "internal", NULL,
 		    "the request could not be answered");
-	if (req->authenticated && req->rate_limit > 0)
-		rate_headers(req);
 	audit(req);
-	request_send(req);
+	if (!req->streamed)
+		request_send(req);
 }

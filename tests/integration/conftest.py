@@ -31,6 +31,7 @@ SRCDIR = Path(os.environ.get("IRIS_SRCDIR") or Path(__file__).resolve().parents[
 BUILDDIR = Path(os.environ.get("IRIS_BUILDDIR") or SRCDIR)
 GATEWAY = BUILDDIR / "iris-gateway"
 ADMIN = BUILDDIR / "iris-admin"
+SANDBOXD = BUILDDIR / "iris-sandboxd"
 RENDER = SRCDIR / "scripts" / "render-nginx"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -107,6 +108,14 @@ def assert_error(r, status, code, field=..., gateway=True):
     return body
 
 
+def assert_ran(r):
+    """r is a 200 of /api/iris/execute: the code was run."""
+    assert r.status_code == 200, describe(r)
+    body = r.json()
+    assert body["success"] is True and isinstance(body["result"], dict), describe(r)
+    return body
+
+
 def assert_ok(r, status=200):
     """r is a gateway success: status, JSON type, X-Request-Id.  Returns the body."""
     assert r.status_code == status, describe(r)
@@ -159,14 +168,22 @@ class Stack:
 
     gateways: how many gateway processes (each its own socket).
     env: extra environment for the gateways (IRIS_MAX_BODY, ...).
+    sandboxd: start an iris-sandboxd (on a free port) for the gateways to
+    run code in; sandboxd_env: its extra environment (IRIS_SANDBOX_POOL
+    is 0 unless given).
     Made by start(): projects "alpha" and "beta", self.key (alpha, a high
     rate so tests do not trip over the limit), self.key_beta (beta).
     """
 
-    def __init__(self, name="iris", gateways=1, env=None):
+    def __init__(self, name="iris", gateways=1, env=None, sandboxd=True,
+                 sandboxd_env=None):
         self.name = name
         self.ngateways = gateways
         self.env = dict(env or {})
+        self.with_sandboxd = sandboxd
+        self.sandboxd_env = {"IRIS_SANDBOX_POOL": "0"}
+        self.sandboxd_env.update(sandboxd_env or {})
+        self.sandboxd = None
         self.dir = None
         self.gateways = []
         self.nginx = None
@@ -201,6 +218,8 @@ class Stack:
             self.admin("project", "create", "beta")
             self.key = self.create_key("alpha", rate=100000, window=60)
             self.key_beta = self.create_key("beta", rate=100000, window=60)
+            if self.with_sandboxd:
+                self.start_sandboxd()
             self.conf = self.dir / "nginx.conf"
             subprocess.run([str(RENDER), str(self.conf), str(self.dir), str(self.port)]
                            + [str(s) for s in self.sockets], check=True,
@@ -217,8 +236,47 @@ class Stack:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("IRIS_", "E2B_"))}
         env.update(IRIS_DB=str(self.db), IRIS_SOCKET=str(self.sockets[i]))
+        if self.sandboxd is not None:
+            env.update(E2B_API_URL=self.sandboxd_url, E2B_SANDBOX_URL=self.sandboxd_url,
+                       E2B_API_KEY=self.sandboxd_key)
         env.update(self.env)
         return env
+
+    def start_sandboxd(self):
+        """Starts iris-sandboxd on a free port with a key of its own."""
+        if not os.access(SANDBOXD, os.X_OK):
+            pytest.fail("%s is not built (IRIS_BUILDDIR=%s)" % (SANDBOXD, BUILDDIR))
+        self.sandboxd_port = free_port()
+        self.sandboxd_url = "http://127.0.0.1:%d" % self.sandboxd_port
+        self.sandboxd_key = "e2b_" + os.urandom(20).hex()
+        keyfile = self.dir / "sandboxd-api-key"
+        keyfile.write_text(self.sandboxd_key + "\n")
+        keyfile.chmod(0o600)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("IRIS_", "E2B_"))}
+        env.update(IRIS_SANDBOXD_PORT=str(self.sandboxd_port),
+                   IRIS_SANDBOXD_API_KEY_FILE=str(keyfile))
+        env.update(self.sandboxd_env)
+        log = open(self.logs / "sandboxd.log", "ab")
+        self.sandboxd = subprocess.Popen([str(SANDBOXD)], env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        log.close()
+        self.started.append(self.sandboxd)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.sandboxd.poll() is not None:
+                raise RuntimeError("iris-sandboxd exited with %s at start:\n%s"
+                                   % (self.sandboxd.returncode, tail(self.logs / "sandboxd.log")))
+            try:
+                if requests.get(self.sandboxd_url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("iris-sandboxd did not answer in 20 s:\n%s"
+                                   % tail(self.logs / "sandboxd.log"))
+            time.sleep(0.05)
 
     def start_gateway(self, i):
         log = open(self.logs / ("gateway%d.log" % i), "ab")
@@ -299,6 +357,15 @@ class Stack:
                 self.nginx.kill()
                 self.nginx.wait()
                 problems.append("nginx did not stop in 15 s")
+        if self.sandboxd is not None and self.sandboxd.poll() is None:
+            self.sandboxd.terminate()
+            try:
+                if self.sandboxd.wait(timeout=30) != 0:
+                    problems.append("iris-sandboxd: exit status %s" % self.sandboxd.returncode)
+            except subprocess.TimeoutExpired:
+                self.sandboxd.kill()
+                self.sandboxd.wait()
+                problems.append("iris-sandboxd did not stop in 30 s")
         left = sessions_alive({p.pid for p in self.started})
         if left:
             problems.append("processes left behind: %s" % left)

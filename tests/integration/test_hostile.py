@@ -89,7 +89,7 @@ def test_invalid_utf8_everywhere(stack):
 
 def test_lone_surrogate_escapes(stack):
     for body in [b'{"code":"\\ud800"}', b'{"code":"1","sessionId":"\\udc00"}']:
-        envelope(stack.execute(body), (400, 503))
+        envelope(stack.execute(body), (400,))
 
 
 def test_duplicate_fields(stack):
@@ -220,9 +220,9 @@ def test_malformed_request_lines(stack, request_line):
 @pytest.mark.parametrize("method,path,allow", [
     ("PATCH", "/api/iris/execute", "POST"),
     ("OPTIONS", "/api/iris/execute", "POST"),
-    ("PATCH", "/api/iris/sandbox", "GET"),
-    ("OPTIONS", "/api/iris/sandbox", "GET"),
-    ("PROPFIND", "/api/iris/sandbox", "GET"),
+    ("PATCH", "/api/iris/sandbox", "GET,POST,DELETE"),
+    ("OPTIONS", "/api/iris/sandbox", "GET,POST,DELETE"),
+    ("PROPFIND", "/api/iris/sandbox", "GET,POST,DELETE"),
     ("FOO-BAR", "/api/iris/health", "GET"),
 ])
 def test_other_methods(stack, method, path, allow):

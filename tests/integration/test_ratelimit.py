@@ -113,7 +113,7 @@ def test_every_authenticated_request_counts(stack):
         (lambda: stack.get("/api/iris/nope", key=k), 404, 4),
         (lambda: stack.execute(b"{", key=k), 400, 3),
         (lambda: stack.execute({"code": "1"}, key=k, content_type="text/plain"), 415, 2),
-        (lambda: stack.request("POST", "/api/iris/sandbox", key=k), 405, 1),
+        (lambda: stack.request("PUT", "/api/iris/sandbox", key=k), 405, 1),
     ]
     for send, status, remaining in steps:
         r = send()

@@ -1,0 +1,222 @@
+/* Choosing, creating, renewing and ending the sandboxes requests run in. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/timestamp.h"
+#include "gateway/config.h"
+#include "gateway/lease.h"
+#include "gateway/request.h"
+
+#define PENDING_STALE_MS	120000	/* a create that never finished */
+#define SESSION_WAIT_MS		90000	/* for another request's create */
+#define EXPIRED_BATCH		64
+
+static void
+nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int
+pending(const struct store_sandbox *row)
+{
+	return strncmp(row->sandbox_id, STORE_PENDING_PREFIX,
+	    strlen(STORE_PENDING_PREFIX)) == 0;
+}
+
+static void
+use_row(struct lease *l, const struct store_sandbox *row)
+{
+	l->row = *row;
+	memset(&l->sb, 0, sizeof(l->sb));
+	snprintf(l->sb.id, sizeof(l->sb.id), "%s", row->sandbox_id);
+}
+
+/*
+ * Claims a row for a new sandbox, creates it at the provider, and gives
+ * the row its id.  The row comes first: the cap and the one-per-session
+ * rule are decided by the database, whatever the concurrency.
+ */
+static enum lease_err
+create(struct request *req, const char *session_id, const char *language,
+    long idle_s, struct lease *l, enum e2b_status *pst)
+{
+	struct store_sandbox row;
+	struct json_object *md;
+	enum store_status sst;
+	char pending_id[IDS_ULID_BUFSZ];
+
+	memset(&row, 0, sizeof(row));
+	if (ids_ulid(STORE_PENDING_PREFIX, pending_id, sizeof(pending_id)) ==
+	    -1)
+		return LEASE_DB;
+	snprintf(row.sandbox_id, sizeof(row.sandbox_id), "%s", pending_id);
+	snprintf(row.project_id, sizeof(row.project_id), "%s",
+	    req->project_id);
+	snprintf(row.session_id, sizeof(row.session_id), "%s",
+	    session_id ? session_id : "");
+	snprintf(row.provider, sizeof(row.provider), "%s",
+	    req->cfg->provider);
+	snprintf(row.language, sizeof(row.language), "%s", language);
+	row.idle_timeout_s = idle_s;
+	sst = store_sandbox_claim(req->store, &row, ts_now_ms(),
+	    req->cfg->project_sandboxes, PENDING_STALE_MS);
+	if (sst == STORE_LIMIT)
+		return LEASE_LIMIT;
+	if (sst == STORE_EXISTS)
+		return LEASE_NOT_FOUND;		/* the caller looks again */
+	if (sst != STORE_OK)
+		return LEASE_DB;
+
+	md = json_object_new_object();
+	json_object_object_add(md, "projectId",
+	    json_object_new_string(req->project_id));
+	if (session_id)
+		json_object_object_add(md, "sessionId",
+		    json_object_new_string(session_id));
+	memset(&l->sb, 0, sizeof(l->sb));
+	*pst = e2b_create(req->e2b, (int)idle_s, md, &l->sb);
+	json_object_put(md);
+	if (*pst != E2B_OK) {
+		store_sandbox_forget(req->store, pending_id);
+		return LEASE_PROVIDER;
+	}
+	if (store_sandbox_rename(req->store, pending_id, l->sb.id) !=
+	    STORE_OK) {
+		/* No row can say it exists: do not leave it running. */
+		e2b_kill(req->e2b, l->sb.id);
+		store_sandbox_forget(req->store, pending_id);
+		return LEASE_DB;
+	}
+	store_sandbox_event(req->store, l->sb.id, req->project_id, "created",
+	    session_id ? "for a session" : "for one execution");
+	snprintf(row.sandbox_id, sizeof(row.sandbox_id), "%s", l->sb.id);
+	ts_format(ts_now_ms(), row.created_at);
+	memcpy(row.last_used_at, row.created_at, sizeof(row.created_at));
+	ts_format(ts_now_ms() + idle_s * 1000, row.expires_at);
+	snprintf(row.status, sizeof(row.status), "running");
+	l->row = row;
+	l->created = 1;
+	return LEASE_OK;
+}
+
+enum lease_err
+lease_acquire(struct request *req, const char *sandbox_id,
+    const char *session_id, const char *language, long idle_s,
+    struct lease *l, enum e2b_status *pst)
+{
+	struct store_sandbox row;
+	int64_t deadline = ts_mono_ms() + SESSION_WAIT_MS;
+	enum store_status sst;
+	enum lease_err err;
+
+	memset(l, 0, sizeof(*l));
+	*pst = E2B_OK;
+	if (sandbox_id) {
+		sst = store_sandbox_live(req->store, req->project_id,
+		    sandbox_id, NULL, &row);
+		if (sst == STORE_NOT_FOUND || (sst == STORE_OK && pending(&row)))
+			return LEASE_NOT_FOUND;
+		if (sst != STORE_OK)
+			return LEASE_DB;
+		use_row(l, &row);
+		return LEASE_OK;
+	}
+	if (session_id == NULL) {
+		l->fresh = 1;
+		return create(req, NULL, language, idle_s, l, pst);
+	}
+	/* The session's sandbox; the first request creates it, the others
+	 * wait for that one create (the claim lets only one through). */
+	while (ts_mono_ms() < deadline) {
+		sst = store_sandbox_live(req->store, req->project_id, NULL,
+		    session_id, &row);
+		if (sst == STORE_OK && !pending(&row)) {
+			use_row(l, &row);
+			return LEASE_OK;
+		}
+		if (sst == STORE_OK) {
+			nap_ms(50);
+			continue;
+		}
+		if (sst != STORE_NOT_FOUND)
+			return LEASE_DB;
+		if ((err = create(req, session_id, language, idle_s, l, pst)) !=
+		    LEASE_NOT_FOUND)
+			return err;
+	}
+	*pst = E2B_TIMEOUT;
+	return LEASE_PROVIDER;
+}
+
+void
+lease_release(struct request *req, struct lease *l, long executions,
+    int failed)
+{
+	const char *id = l->row.sandbox_id;
+
+	if (failed) {
+		store_sandbox_end(req->store, id, req->project_id, "failed",
+		    "the provider no longer has it");
+		return;
+	}
+	store_sandbox_touch(req->store, id, ts_now_ms(), executions);
+	if (l->fresh) {
+		e2b_kill(req->e2b, id);
+		store_sandbox_end(req->store, id, req->project_id, "closed",
+		    "closed after its one execution");
+		return;
+	}
+	/* The provider ends it when idle as long as we do. */
+	e2b_set_timeout(req->e2b, id, (int)l->row.idle_timeout_s);
+}
+
+enum lease_err
+lease_close(struct request *req, const char *project_id,
+    const char *sandbox_id)
+{
+	struct store_sandbox row;
+	enum store_status sst;
+	enum e2b_status est;
+
+	sst = store_sandbox_live(req->store, project_id, sandbox_id, NULL,
+	    &row);
+	if (sst == STORE_NOT_FOUND || (sst == STORE_OK && pending(&row)))
+		return LEASE_NOT_FOUND;
+	if (sst != STORE_OK)
+		return LEASE_DB;
+	est = e2b_kill(req->e2b, sandbox_id);
+	if (est != E2B_OK && est != E2B_NOT_FOUND)
+		return LEASE_PROVIDER;
+	sst = store_sandbox_end(req->store, sandbox_id, project_id, "closed",
+	    "closed by the API");
+	return sst == STORE_OK || sst == STORE_NOT_FOUND ? LEASE_OK : LEASE_DB;
+}
+
+void
+lease_reap(struct store *st, struct e2b *c)
+{
+	static char ids[EXPIRED_BATCH][IDS_MAX_LEN + 1];
+	static char projects[EXPIRED_BATCH][IDS_MAX_LEN + 1];
+	int n, i;
+
+	if ((n = store_sandbox_expired(st, ts_now_ms(), ids, projects,
+	    EXPIRED_BATCH)) <= 0)
+		return;
+	for (i = 0; i < n; i++) {
+		/* Whoever ends the row (one process of many) kills it. */
+		if (store_sandbox_end(st, ids[i], projects[i], "expired",
+		    "idle for its whole lifetime") != STORE_OK)
+			continue;
+		if (e2b_kill(c, ids[i]) == E2B_UNREACHABLE)
+			log_warnx("reaper: provider unreachable; sandbox %s "
+			    "ends at its own timeout", ids[i]);
+		log_info("sandbox %s of %s expired", ids[i], projects[i]);
+	}
+}

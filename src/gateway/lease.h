@@ -1,0 +1,55 @@
+#ifndef IRIS_LEASE_H
+#define IRIS_LEASE_H
+
+#include "gateway/e2b.h"
+#include "gateway/store.h"
+
+struct request;
+
+/*
+ * Which sandbox a request runs in, and its bookkeeping: the sandboxes
+ * table, sandbox_events, the provider's lifetime of each sandbox, and the
+ * project's cap.  Every step is recorded before it is acted on, so a
+ * crash leaves a row that the reaper or a later request can finish.
+ */
+struct lease {
+	struct store_sandbox	 row;
+	struct e2b_sandbox	 sb;		/* how to reach it */
+	int			 fresh;		/* made for one request: close after */
+	int			 created;	/* made by this request */
+};
+
+enum lease_err {
+	LEASE_OK = 0,
+	LEASE_NOT_FOUND,	/* no live sandbox with that id in the project */
+	LEASE_LIMIT,		/* the project has its maximum of sandboxes */
+	LEASE_DB,		/* the database failed */
+	LEASE_PROVIDER		/* the provider failed: *pst says how */
+};
+
+/*
+ * Finds or creates the sandbox for a request of project: sandbox_id (a
+ * live one of the project), else session_id (its sandbox, created on
+ * first use, once even under concurrency), else a fresh one.  idle_s is
+ * the idle lifetime of a sandbox it creates.  OUT: l, *pst.
+ */
+enum lease_err	lease_acquire(struct request *req, const char *sandbox_id,
+		    const char *session_id, const char *language, long idle_s,
+		    struct lease *l, enum e2b_status *pst);
+
+/*
+ * After a use: a fresh sandbox is closed; another has its use recorded
+ * and its provider lifetime renewed.  failed: the provider no longer has
+ * it (marked failed).
+ */
+void		lease_release(struct request *req, struct lease *l,
+		    long executions, int failed);
+
+/* Closes one live sandbox of the project (status "closed"). */
+enum lease_err	lease_close(struct request *req, const char *project_id,
+		    const char *sandbox_id);
+
+/* Ends the sandboxes whose idle lifetime is over (any project). */
+void		lease_reap(struct store *st, struct e2b *c);
+
+#endif
