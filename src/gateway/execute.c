@@ -693,6 +693,7 @@ run_code(struct run *r, struct json_object *env)
 {
 	struct request *req = r->req;
 	enum e2b_status st;
+	int64_t t_run;
 	int started, lost;
 	long ms;
 
@@ -702,10 +703,12 @@ run_code(struct run *r, struct json_object *env)
 		lease_release(req, &r->lease, 0, 0);
 		return;
 	}
+	/* executionTime is the run's own, not the sandbox's creation. */
+	t_run = ts_mono_ms();
 	st = e2b_execute(req->e2b, &r->lease.sb, r->er->code, r->er->code_len,
 	    r->er->language, env, (long)r->er->timeout_s * 1000, on_event, r,
 	    &started);
-	ms = (long)(ts_mono_ms() - r->t0);
+	ms = (long)(ts_mono_ms() - t_run);
 	if (st == E2B_TIMEOUT && started)
 		outcome_timeout(&r->out, r->er->timeout_s);
 	lost = st == E2B_NOT_FOUND;

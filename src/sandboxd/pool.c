@@ -36,6 +36,7 @@ fill_one(void)
 		return -1;
 	}
 	kernel_context_put(ctx);
+	sandbox_offer(sb);
 	sandbox_put(sb);	/* the registry keeps it */
 	return 0;
 }

@@ -50,6 +50,7 @@ struct sandbox {
 	int			 listener;	/* kernels connect here */
 	int			 cgroup;	/* 1 if it has cgroups */
 	int			 pooled;
+	int			 offered;	/* pooled and ready to be taken */
 	int			 killed;
 	int			 refs;
 	int64_t			 started_ms;
@@ -917,7 +918,7 @@ sandbox_pool_take(const char *template_id)
 
 	pthread_mutex_lock(&reg_lock);
 	for (sb = registry; sb; sb = sb->next)
-		if (sb->pooled && !sb->killed &&
+		if (sb->pooled == 1 && sb->offered && !sb->killed &&
 		    strcmp(sb->template_id, template_id) == 0) {
 			/* Out of the pool at once: no one else may take it. */
 			sb->pooled = 2;
@@ -1157,6 +1158,14 @@ const struct sandbox_limits *
 sandbox_limits(void)
 {
 	return &cfg->limits;
+}
+
+void
+sandbox_offer(struct sandbox *sb)
+{
+	pthread_mutex_lock(&reg_lock);
+	sb->offered = 1;
+	pthread_mutex_unlock(&reg_lock);
 }
 
 int

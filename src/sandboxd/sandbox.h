@@ -94,7 +94,10 @@ void		 sandbox_foreach(void (*fn)(struct sandbox *, void *),
 long		 sandbox_count(void);
 long		 sandbox_pool_count(void);
 
-/* Takes a pooled sandbox of template_id, or NULL (a reference). */
+/* Lets a pooled sandbox be taken: it has started, its kernel too. */
+void		 sandbox_offer(struct sandbox *sb);
+
+/* Takes an offered pooled sandbox of template_id, or NULL (a reference). */
 struct sandbox	*sandbox_pool_take(const char *template_id);
 
 /* Accessors. */
