@@ -80,25 +80,32 @@ iris_install_packages() {
 
 # iris_build BUILDDIR [CONFIGURE-ARG...]
 # Generates configure when absent, configures BUILDDIR when it has no
-# Makefile (a VPATH build when BUILDDIR is not IRIS_ROOT), then runs make,
+# Makefile (BUILDDIR other than IRIS_ROOT holds a copy of the sources,
+# refreshed on every call), then runs make,
 # which from there on reruns autotools and configure itself when their
 # inputs change and rebuilds what is older than its sources.
 iris_build() {
 	local builddir=$1 jobs
 	shift
 	jobs=$(nproc 2>/dev/null || echo 2)
-	if [ ! -x "$IRIS_ROOT/configure" ]; then
-		iris_say "autoreconf -fi"
-		(cd "$IRIS_ROOT" && autoreconf -fi) || iris_die "autoreconf failed"
-	fi
 	mkdir -p "$builddir"
+	# Another build (sanitizers, say) gets its own copy of the sources,
+	# configured in place there: a tree configured in place refuses VPATH
+	# builds.  tar keeps the files' times, so make stays incremental.
+	if [ "$builddir" != "$IRIS_ROOT" ]; then
+		command -v git >/dev/null 2>&1 && [ -e "$IRIS_ROOT/.git" ] ||
+			iris_die "a separate build needs the git checkout"
+		(cd "$IRIS_ROOT" && git ls-files -z -co --exclude-standard |
+			tar --null -cf - -T -) | (cd "$builddir" && tar -xf -) ||
+			iris_die "copying the sources to $builddir failed"
+	fi
+	if [ ! -x "$builddir/configure" ]; then
+		iris_say "autoreconf -fi"
+		(cd "$builddir" && autoreconf -fi) || iris_die "autoreconf failed"
+	fi
 	if [ ! -f "$builddir/Makefile" ]; then
-		if [ "$builddir" != "$IRIS_ROOT" ] && [ -f "$IRIS_ROOT/config.status" ]; then
-			iris_die "the source tree is configured in place, so configure refuses a" \
-				"separate build in $builddir; run 'make distclean' in $IRIS_ROOT first"
-		fi
 		iris_say "configure $*"
-		(cd "$builddir" && "$IRIS_ROOT/configure" "$@") || iris_die "configure failed"
+		(cd "$builddir" && ./configure "$@") || iris_die "configure failed"
 	fi
 	make -s -C "$builddir" -j "$jobs" || iris_die "make failed"
 }
