@@ -481,7 +481,9 @@ sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
 		}
 	} else if (action && strcmp(action, "connect") == 0 &&
 	    strcmp(method, "POST") == 0) {
-		if (int_member(req, "timeout", 1, &n) == 0) {
+		/* E2B's SDKs may send {}: then the SDKs' own default. */
+		n = 300;
+		if (int_member(req, "timeout", 0, &n) == 0) {
 			sandbox_extend(sb, n);
 			http_reply_json(req, 200, sandbox_json(sb, 0, 1));
 		}
@@ -516,6 +518,9 @@ control_plane(struct http_req *req)
 			api_error(req, 405, "method not allowed");
 		return;
 	}
+	/* /v2/sandboxes/{id}/... is the same as /sandboxes/{id}/... */
+	if (strncmp(path, "/v2/sandboxes/", 14) == 0)
+		path += 3;
 	if (strncmp(path, "/sandboxes/", 11) != 0 || path[11] == '\0') {
 		api_error(req, 404, "no such route");
 		return;
@@ -694,8 +699,9 @@ contexts(struct http_req *req, struct sandbox *sb, const char *rest)
 		text_error(req, 404, "Not Found");
 		return;
 	}
-	path_id(rest + 1, id, sizeof(id));
-	rest = rest + 1 + strlen(id);
+	/* Context ids are UUIDs: up to the next '/', dashes and all. */
+	snprintf(id, sizeof(id), "%.*s", (int)strcspn(rest + 1, "/"), rest + 1);
+	rest = rest + 1 + strcspn(rest + 1, "/");
 	if (strcmp(method, "DELETE") == 0 && *rest == '\0') {
 		if (kernel_context_delete(sb, id) == -1)
 			text_error(req, 404, "Context %s not found", id);

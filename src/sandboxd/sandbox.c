@@ -401,6 +401,8 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 
 	ARG("bwrap");
 	ARG("--unshare-all");
+	ARG("--unshare-user");	/* (--unshare-all only tries) */
+	ARG("--disable-userns");	/* no namespaces of its own inside */
 	ARG("--die-with-parent");
 	ARG("--new-session");
 	ARG("--cap-drop"); ARG("ALL");
@@ -421,12 +423,19 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--ro-bind"); ARG(SAVE("%s/group", passwd_dir)); ARG("/etc/group");
 	ARG("--proc"); ARG("/proc");
 	ARG("--dev"); ARG("/dev");
+	/* Every writable place is capped at the home's size (each counts
+	 * against the sandbox's memory too); the rest is read-only. */
+	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/tmp");
+	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
+	ARG("--tmpfs"); ARG("/dev/shm");
 	ARG("--perms"); ARG("0700");
 	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/home/user");
 	ARG("--ro-bind"); ARG(progs_dir); ARG("/opt/iris");
-	ARG("--bind"); ARG(SAVE("%s/run", sb->dir)); ARG("/run/iris");
+	/* Read-only: kernels connect to its socket, nothing more. */
+	ARG("--ro-bind"); ARG(SAVE("%s/run", sb->dir)); ARG("/run/iris");
+	ARG("--remount-ro"); ARG("/");
 	ARG("--chdir"); ARG("/home/user");
 	ARG("--clearenv");
 	for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -494,7 +503,8 @@ child_exec(struct sandbox *sb, int in, int out, char **argv)
 	    setresgid(sb->uid, sb->uid, sb->uid) == -1 ||
 	    setresuid(sb->uid, sb->uid, sb->uid) == -1))
 		_exit(122);
-	execv("/usr/bin/bwrap", argv);
+	/* bwrap is pid 1 inside: its environment must hold nothing of ours. */
+	execve("/usr/bin/bwrap", argv, (char *[]){ "PATH=/usr/bin:/bin", NULL });
 	_exit(127);
 }
 
@@ -880,7 +890,8 @@ sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
     enum sandbox_err *err)
 {
 	pthread_mutex_lock(&reg_lock);
-	if (sandbox_count_locked() >= cfg->max_live) {
+	/* One started for this client already counts; a pooled one not yet. */
+	if (sb->pooled && sandbox_count_locked() >= cfg->max_live) {
 		pthread_mutex_unlock(&reg_lock);
 		json_object_put(metadata);
 		*err = SANDBOX_LIMIT;
