@@ -54,3 +54,15 @@ ids_valid(const char *s, size_t len)
 	}
 	return 1;
 }
+
+int
+ids_sandbox_valid(const char *s, size_t maxlen)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i == maxlen || !((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return i > 0;
+}

@@ -22,4 +22,10 @@ int	ids_ulid(const char *prefix, char *out, size_t outsz);
  */
 int	ids_valid(const char *s, size_t len);
 
+/*
+ * 1 if s is a sandbox id as E2B makes them (and iris-sandboxd): 1 to
+ * maxlen characters of [a-z0-9]; else 0.
+ */
+int	ids_sandbox_valid(const char *s, size_t maxlen);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/crypto.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "gateway/e2b.h"
 #include "gateway/ndjson.h"
@@ -227,17 +228,11 @@ copy_member(struct json_object *o, const char *name, char *out, size_t outsz)
 		memcpy(out, s, strlen(s) + 1);
 }
 
-/* A sandbox id as E2B makes them: [a-z0-9], not empty. */
+/* A sandbox id as E2B makes them; it goes into URLs. */
 static int
 id_ok(const char *id)
 {
-	size_t i;
-
-	for (i = 0; id[i]; i++)
-		if (!((id[i] >= 'a' && id[i] <= 'z') ||
-		    (id[i] >= '0' && id[i] <= '9')))
-			return 0;
-	return i > 0;
+	return ids_sandbox_valid(id, 64);
 }
 
 static void
@@ -313,39 +308,38 @@ e2b_create(struct e2b *c, int timeout_s, struct json_object *metadata,
 	return st;
 }
 
-enum e2b_status
-e2b_kill(struct e2b *c, const char *id)
+/* A control-plane call about one sandbox: /sandboxes/<id><suffix>. */
+static enum e2b_status
+sandbox_call(struct e2b *c, const char *method, const char *id,
+    const char *suffix, const char *body)
 {
 	char path[128];
 	struct buf resp;
 	enum e2b_status st;
 	long status, retry;
 
-	if (!id_ok(id) || strlen(id) > 64)
+	if (!id_ok(id))
 		return E2B_NOT_FOUND;
-	snprintf(path, sizeof(path), "/sandboxes/%s", id);
+	snprintf(path, sizeof(path), "/sandboxes/%s%s", id, suffix);
 	buf_init(&resp, CTL_BODY_MAX);
-	st = ctl_call(c, "DELETE", path, NULL, &status, &retry, &resp);
+	st = ctl_call(c, method, path, body, &status, &retry, &resp);
 	buf_release(&resp);
 	return st != E2B_OK ? st : http_status(status);
 }
 
 enum e2b_status
+e2b_kill(struct e2b *c, const char *id)
+{
+	return sandbox_call(c, "DELETE", id, "", NULL);
+}
+
+enum e2b_status
 e2b_set_timeout(struct e2b *c, const char *id, int timeout_s)
 {
-	char path[128], body[64];
-	struct buf resp;
-	enum e2b_status st;
-	long status, retry;
+	char body[64];
 
-	if (!id_ok(id) || strlen(id) > 64)
-		return E2B_NOT_FOUND;
-	snprintf(path, sizeof(path), "/sandboxes/%s/timeout", id);
 	snprintf(body, sizeof(body), "{\"timeout\":%d}", timeout_s);
-	buf_init(&resp, CTL_BODY_MAX);
-	st = ctl_call(c, "POST", path, body, &status, &retry, &resp);
-	buf_release(&resp);
-	return st != E2B_OK ? st : http_status(status);
+	return sandbox_call(c, "POST", id, "/timeout", body);
 }
 
 /* --- execute ---------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/crypto.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/timestamp.h"
 #include "sandboxd/api.h"
@@ -819,18 +820,6 @@ route(struct http_req *req, char *id, size_t idsz, int *port)
 	return 1;
 }
 
-static int
-id_ok(const char *id)
-{
-	size_t i;
-
-	for (i = 0; id[i]; i++)
-		if (!((id[i] >= 'a' && id[i] <= 'z') ||
-		    (id[i] >= '0' && id[i] <= '9')))
-			return 0;
-	return i > 0 && i <= SANDBOX_ID_LEN;
-}
-
 void
 api_handle(struct http_req *req, void *arg)
 {
@@ -840,7 +829,7 @@ api_handle(struct http_req *req, void *arg)
 	(void)arg;
 	switch (route(req, id, sizeof(id), &port)) {
 	case 1:
-		if (!id_ok(id))
+		if (!ids_sandbox_valid(id, SANDBOX_ID_LEN))
 			proxy_error(req, "", 0);
 		else
 			sandbox_plane(req, id, port);
