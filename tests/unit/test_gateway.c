@@ -264,9 +264,12 @@ test_router_wrong_method(void **state)
 	assert_null(router_match("GET", "/api/iris/execute", allow,
 	    sizeof(allow)));
 	assert_string_equal(allow, "POST");
-	assert_null(router_match("DELETE", "/api/iris/sandbox", allow,
+	assert_null(router_match("PUT", "/api/iris/sandbox", allow,
 	    sizeof(allow)));
-	assert_string_equal(allow, "GET");
+	assert_string_equal(allow, "GET, POST, DELETE");
+	assert_null(router_match("GET", "/api/iris/execute/stream", allow,
+	    sizeof(allow)));
+	assert_string_equal(allow, "POST");
 }
 
 static void
