@@ -19,6 +19,8 @@
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/execute.h"
+#include "gateway/ndjson.h"
+#include "gateway/outcome.h"
 #include "gateway/query.h"
 #include "gateway/ratelimit.h"
 #include "gateway/reply.h"
@@ -1189,6 +1191,211 @@ test_execute_all_fields(void **state)
 #define ARENA_TEST(f)	cmocka_unit_test_setup_teardown(f, arena_setup, \
 			    arena_teardown)
 
+
+/* --- ndjson: the provider's stream, in arbitrary pieces ------------------ */
+
+struct lines {
+	char	 got[16][256];
+	int	 n;
+	int	 too_long;
+	int	 stop_after;	/* 0: never */
+};
+
+static int
+collect_line(void *arg, const char *line, size_t len)
+{
+	struct lines *l = arg;
+
+	if (line == NULL) {
+		l->too_long++;
+		return 0;
+	}
+	if (l->n < 16 && len < 256) {
+		memcpy(l->got[l->n], line, len);
+		l->got[l->n][len] = '\0';
+	}
+	l->n++;
+	return l->stop_after && l->n >= l->stop_after ? -1 : 0;
+}
+
+static void
+test_ndjson_split_anywhere(void **state)
+{
+	static const char text[] = "{\"a\":1}\n{\"b\":2}\r\n\n{\"c\":3}";
+	size_t cut;
+
+	(void)state;
+	/* Every way of cutting the text in two gives the same lines. */
+	for (cut = 0; cut <= sizeof(text) - 1; cut++) {
+		struct lines l = { .n = 0 };
+		struct ndjson nd;
+
+		ndjson_init(&nd, 1024, collect_line, &l);
+		assert_int_equal(ndjson_feed(&nd, text, cut), 0);
+		assert_int_equal(ndjson_feed(&nd, text + cut,
+		    sizeof(text) - 1 - cut), 0);
+		assert_int_equal(ndjson_finish(&nd), 0);
+		ndjson_release(&nd);
+		assert_int_equal(l.n, 3);
+		assert_string_equal(l.got[0], "{\"a\":1}");
+		assert_string_equal(l.got[1], "{\"b\":2}");	/* \r dropped */
+		assert_string_equal(l.got[2], "{\"c\":3}");	/* no final \n */
+	}
+}
+
+static void
+test_ndjson_byte_by_byte(void **state)
+{
+	static const char text[] = "x\ny\n";
+	struct lines l = { .n = 0 };
+	struct ndjson nd;
+	size_t i;
+
+	(void)state;
+	ndjson_init(&nd, 16, collect_line, &l);
+	for (i = 0; i < sizeof(text) - 1; i++)
+		assert_int_equal(ndjson_feed(&nd, text + i, 1), 0);
+	ndjson_release(&nd);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.got[1], "y");
+}
+
+static void
+test_ndjson_huge_line_dropped_whole(void **state)
+{
+	struct lines l = { .n = 0 };
+	struct ndjson nd;
+	char big[100];
+
+	(void)state;
+	memset(big, 'z', sizeof(big));
+	ndjson_init(&nd, 32, collect_line, &l);
+	assert_int_equal(ndjson_feed(&nd, "ok\n", 3), 0);
+	assert_int_equal(ndjson_feed(&nd, big, sizeof(big)), 0);
+	assert_int_equal(ndjson_feed(&nd, big, sizeof(big)), 0);
+	assert_int_equal(ndjson_feed(&nd, "tail\nafter\n", 11), 0);
+	ndjson_release(&nd);
+	assert_int_equal(l.too_long, 1);	/* reported once */
+	assert_int_equal(l.n, 2);		/* "tail" went with it */
+	assert_string_equal(l.got[0], "ok");
+	assert_string_equal(l.got[1], "after");
+}
+
+static void
+test_ndjson_callback_stops(void **state)
+{
+	struct lines l = { .n = 0, .stop_after = 1 };
+	struct ndjson nd;
+
+	(void)state;
+	ndjson_init(&nd, 64, collect_line, &l);
+	assert_int_equal(ndjson_feed(&nd, "a\nb\nc\n", 6), -1);
+	ndjson_release(&nd);
+	assert_int_equal(l.n, 1);
+}
+
+/* --- outcome: events folded into the API's result ------------------------ */
+
+static void
+feed(struct outcome *o, const char *json)
+{
+	struct json_object *ev = json_tokener_parse(json), *data = NULL;
+	const char *name = NULL;
+
+	assert_non_null(ev);
+	outcome_event(o, ev, &name, &data);
+	json_object_put(data);
+	json_object_put(ev);
+}
+
+static void
+test_outcome_fold(void **state)
+{
+	struct json_object *r, *v;
+	struct outcome o;
+
+	(void)state;
+	outcome_init(&o, 1024);
+	feed(&o, "{\"type\":\"number_of_executions\",\"execution_count\":3}");
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"he\"}");
+	feed(&o, "{\"type\":\"stderr\",\"text\":\"warn\\n\"}");
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"llo\\nwor\"}");
+	feed(&o, "{\"type\":\"result\",\"is_main_result\":true,\"text\":\"2\","
+	    "\"html\":\"<b>2</b>\",\"extra\":{}}");
+	feed(&o, "{\"type\":\"error\",\"name\":\"E\",\"value\":\"v\","
+	    "\"traceback\":\"tb\"}");
+	feed(&o, "{\"type\":\"error\",\"name\":\"Second\",\"value\":\"\"}");
+	feed(&o, "{\"type\":\"mystery\"}");
+	r = outcome_result(&o, 12);
+	assert_string_equal(json_object_get_string(json_object_object_get(r,
+	    "output")), "hello\nwor");
+	assert_string_equal(json_object_get_string(json_object_object_get(r,
+	    "stderr")), "warn\n");
+	/* Lines of both streams, in the order they were completed. */
+	assert_string_equal(json_object_to_json_string_ext(
+	    json_object_object_get(r, "logs"), JSON_C_TO_STRING_PLAIN),
+	    "[\"warn\",\"hello\",\"wor\"]");
+	v = json_object_array_get_idx(json_object_object_get(r, "results"), 0);
+	assert_true(json_object_get_boolean(json_object_object_get(v,
+	    "isMainResult")));
+	assert_string_equal(json_object_get_string(json_object_object_get(v,
+	    "html")), "<b>2</b>");
+	v = json_object_object_get(r, "error");
+	assert_string_equal(json_object_get_string(json_object_object_get(v,
+	    "name")), "E");		/* the first error is the one */
+	assert_false(json_object_get_boolean(json_object_object_get(r,
+	    "success")));
+	assert_int_equal(json_object_get_int(json_object_object_get(r,
+	    "executionCount")), 3);
+	assert_int_equal(json_object_get_int(json_object_object_get(r,
+	    "executionTime")), 12);
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_cap_cuts_on_utf8_boundary(void **state)
+{
+	struct json_object *r;
+	struct outcome o;
+	const char *out;
+
+	(void)state;
+	outcome_init(&o, 5);
+	/* "aé" is 3 bytes; a second one would end mid-character at 5. */
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"a\\u00e9a\\u00e9\"}");
+	r = outcome_result(&o, 0);
+	out = json_object_get_string(json_object_object_get(r, "output"));
+	assert_string_equal(out, "a\xc3\xa9" "a");
+	assert_true(json_object_get_boolean(json_object_object_get(r,
+	    "truncated")));
+	assert_int_equal(o.seen[0], 6);	/* what the code wrote */
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_timeout(void **state)
+{
+	struct json_object *r, *e;
+	struct outcome o;
+
+	(void)state;
+	outcome_init(&o, 64);
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"partial\\n\"}");
+	outcome_timeout(&o, 30);
+	r = outcome_result(&o, 30000);
+	e = json_object_object_get(r, "error");
+	assert_string_equal(json_object_get_string(json_object_object_get(e,
+	    "name")), "TimeoutError");
+	assert_string_equal(json_object_get_string(json_object_object_get(e,
+	    "value")), "execution timed out after 30 s");
+	assert_string_equal(json_object_get_string(json_object_object_get(r,
+	    "output")), "partial\n");
+	json_object_put(r);
+	outcome_release(&o);
+}
+
 int
 main(void)
 {
@@ -1204,6 +1411,13 @@ main(void)
 		cmocka_unit_test(test_rl_reset_zero_while_remaining),
 		cmocka_unit_test(test_rl_retry_after_one_per_hour),
 		cmocka_unit_test(test_router_exact_paths),
+		cmocka_unit_test(test_ndjson_split_anywhere),
+		cmocka_unit_test(test_ndjson_byte_by_byte),
+		cmocka_unit_test(test_ndjson_huge_line_dropped_whole),
+		cmocka_unit_test(test_ndjson_callback_stops),
+		cmocka_unit_test(test_outcome_fold),
+		cmocka_unit_test(test_outcome_cap_cuts_on_utf8_boundary),
+		cmocka_unit_test(test_outcome_timeout),
 		cmocka_unit_test(test_router_wrong_method),
 		cmocka_unit_test(test_router_unknown_path),
 		cmocka_unit_test(test_router_trailing_slash),
