@@ -43,6 +43,12 @@ iris_missing_packages() {
 	done
 }
 
+# npm, for the test of E2B's own SDK: Node.js from Debian leaves it out,
+# Node.js from other sources brings it.  Prints "npm" if it is missing.
+iris_missing_npm() {
+	command -v npm >/dev/null 2>&1 || printf 'npm\n'
+}
+
 # Installs the missing packages, if any (apt-get update only then).
 #
 # The nginx package would start its own service with the default site on
@@ -52,7 +58,7 @@ iris_missing_packages() {
 # the unit is disabled afterwards -- only when this install added nginx.
 iris_install_packages() {
 	local missing policy=/usr/sbin/policy-rc.d added_policy=no new_nginx=no
-	mapfile -t missing < <(iris_missing_packages)
+	mapfile -t missing < <(iris_missing_packages; iris_missing_npm)
 	[ "${#missing[@]}" -gt 0 ] || return 0
 	command -v apt-get >/dev/null 2>&1 ||
 		iris_die "missing packages (${missing[*]}) and no apt-get: install them by hand"
