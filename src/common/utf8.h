@@ -9,4 +9,12 @@
  */
 int	utf8_valid(const char *s, size_t len);
 
+/*
+ * Copies s[0..len) into out (outsz bytes, NUL-terminated) as valid UTF-8:
+ * each invalid byte becomes '?', and the copy is cut on a character
+ * boundary to fit.  For text from a client that goes back out in JSON.
+ * Returns the length written.
+ */
+size_t	utf8_clean(const char *s, size_t len, char *out, size_t outsz);
+
 #endif

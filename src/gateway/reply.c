@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "gateway/reply.h"
 #include "gateway/request.h"
 
@@ -62,19 +63,25 @@ reply_error(struct request *req, int status, const char *code,
     const char *field, const char *fmt, ...)
 {
 	struct json_object *obj, *err;
-	char msg[512];
+	char raw[512], msg[512], name[FIELD_MAX + 1];
 	va_list ap;
 
+	/*
+	 * Message and field may carry the client's bytes (a field's name):
+	 * what goes back is valid UTF-8, cut on a character boundary.
+	 */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	utf8_clean(raw, strlen(raw), msg, sizeof(msg));
 	err = json_object_new_object();
 	json_object_object_add(err, "code", json_object_new_string(code));
 	json_object_object_add(err, "message", json_object_new_string(msg));
-	/* A field name can come from the client: keep it short. */
-	if (field)
-		json_object_object_add(err, "field", json_object_new_string_len(
-		    field, (int)strnlen(field, FIELD_MAX)));
+	if (field) {
+		utf8_clean(field, strlen(field), name, sizeof(name));
+		json_object_object_add(err, "field",
+		    json_object_new_string(name));
+	}
 	obj = json_object_new_object();
 	json_object_object_add(obj, "success", json_object_new_boolean(0));
 	json_object_object_add(obj, "error", err);

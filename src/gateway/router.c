@@ -276,7 +276,8 @@ hex4(const char *s)
 }
 
 /*
- * What json-c would let through but we must not: a surrogate escape that
+ * What json-c would let through but we must not: a raw control character
+ * in a string (json-c's strict mode allows them), a surrogate escape that
  * is not one half of a pair ("\ud800" alone decodes to invalid UTF-8),
  * and a NUL escaped in an object key (json-c cuts keys there, so
  * "code\u0000x" would read as "code"; NULs in values are seen, with their
@@ -294,6 +295,10 @@ escape_problem(const char *s, size_t len)
 		if (s[i] != '"')
 			continue;
 		for (nul = 0, i++; i < len && s[i] != '"'; i++) {
+			/* RFC 8259: control characters only escaped. */
+			if ((unsigned char)s[i] < 0x20)
+				return "the body has a raw control character in "
+				    "a string (escape it, e.g. \\n)";
 			if (s[i] != '\\' || i + 1 >= len)
 				continue;
 			if (s[++i] != 'u' || len - i < 5 || (cp = hex4(s + i + 1))

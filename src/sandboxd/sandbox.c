@@ -78,6 +78,9 @@ static void	*launcher_main(void *);
 
 /* --- small helpers ------------------------------------------------------ */
 
+static int pathf(char *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Formats a path into out (PATH_MAX bytes).  Returns 0, or -1 if too long. */
 static int
 pathf(char *out, const char *fmt, ...)
