@@ -589,7 +589,8 @@ sup_line(struct sandbox *sb, char *out, size_t outsz, int timeout_ms)
 	int wait;
 
 	for (;;) {
-		if ((nl = memchr(sb->sup_buf.data, '\n', sb->sup_buf.len))) {
+		if (sb->sup_buf.len > 0 &&
+		    (nl = memchr(sb->sup_buf.data, '\n', sb->sup_buf.len))) {
 			n = (size_t)(nl - sb->sup_buf.data);
 			memcpy(out, sb->sup_buf.data, n < outsz ? n : outsz - 1);
 			out[n < outsz ? n : outsz - 1] = '\0';
