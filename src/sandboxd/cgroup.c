@@ -50,14 +50,14 @@ static void
 empty_and_remove(const char *dir)
 {
 	char path[PATH_MAX], line[32];
-	struct timespec nap = { 0, 10 * 1000000L };
+	struct timespec nap = { 0, 1000000L };
 	FILE *f;
 	int round, found;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >=
 	    sizeof(path))
 		return;
-	for (round = 0; round < 100; round++) {
+	for (round = 0; round < 1000; round++) {
 		if ((f = fopen(path, "re")) == NULL)
 			return;
 		found = 0;
@@ -193,4 +193,14 @@ cgroup_oom_kills(const char *id)
 	if ((p = strstr(buf, "oom_kill ")) == NULL)
 		return 0;
 	return strtol(p + 9, NULL, 10);
+}
+
+void
+cgroup_release(void)
+{
+	size_t c;
+
+	for (c = 0; c < NCTL; c++)
+		if (parent[c][0] != '\0')
+			rmdir(parent[c]);
 }

@@ -30,4 +30,7 @@ void	cgroup_destroy(const char *id);
 /* How many processes the memory group of id has had killed (OOM). */
 long	cgroup_oom_kills(const char *id);
 
+/* Removes our parent groups (when every sandbox is gone). */
+void	cgroup_release(void);
+
 #endif

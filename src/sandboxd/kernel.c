@@ -423,10 +423,18 @@ kernel_close_all(struct sandbox *sb)
 {
 	struct context *ctx;
 
-	/* shutdown, not close: a relay may be polling the fd right now. */
-	for (ctx = *sandbox_contexts(sb); ctx; ctx = ctx->next)
+	/*
+	 * shutdown, not close: a relay may be polling the fd right now.  The
+	 * kernels die with the sandbox: forget their pids, which the host
+	 * may hand to unrelated processes from now on.
+	 */
+	for (ctx = *sandbox_contexts(sb); ctx; ctx = ctx->next) {
+		pthread_mutex_lock(&ctx->lock);
 		if (ctx->fd != -1)
 			shutdown(ctx->fd, SHUT_RDWR);
+		ctx->pid = 0;
+		pthread_mutex_unlock(&ctx->lock);
+	}
 }
 
 void

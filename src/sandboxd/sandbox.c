@@ -1055,7 +1055,29 @@ kill_matching(int (*match)(struct sandbox *))
 void
 sandbox_kill_all(void)
 {
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
 	kill_matching(match_all);
+	/* Then what we made at start: nothing of ours is left behind. */
+	if ((d = opendir(progs_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' &&
+			    pathf(path, "%s/%s", progs_dir, de->d_name) == 0)
+				unlink(path);
+		closedir(d);
+	}
+	rmdir(progs_dir);
+	if (pathf(path, "%s/passwd", passwd_dir) == 0)
+		unlink(path);
+	if (pathf(path, "%s/group", passwd_dir) == 0)
+		unlink(path);
+	rmdir(passwd_dir);
+	if (pathf(path, "%s/sandboxes", cfg->state_dir) == 0)
+		rmdir(path);
+	rmdir(cfg->state_dir);
+	cgroup_release();
 }
 
 void

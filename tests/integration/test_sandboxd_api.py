@@ -551,7 +551,7 @@ def test_sigterm_leaves_nothing(tmp_path, request):
     assert rc == 0, d.log()
     left = d.wait_clean(timeout=5)
     assert not any(left.values()), left
-    assert d.state_dir.is_dir()            # kept by design; empty of sandboxes
+    assert not d.state_dir.exists(), list(d.state_dir.rglob("*"))   # all removed
     assert d.sandbox_dirs() == []
     for cg in d.cgroup_dirs:
         if cg.exists():
