@@ -252,6 +252,18 @@ class Stack:
         keyfile = self.dir / "sandboxd-api-key"
         keyfile.write_text(self.sandboxd_key + "\n")
         keyfile.chmod(0o600)
+        self.spawn_sandboxd()
+
+    def restart_sandboxd(self):
+        """Starts iris-sandboxd again on the same port with the same key
+        file (after a test stopped or killed it); the gateways keep their
+        settings, so they find it where it was."""
+        if self.sandboxd is not None and self.sandboxd.poll() is None:
+            raise RuntimeError("iris-sandboxd is still running")
+        self.spawn_sandboxd()
+
+    def spawn_sandboxd(self):
+        keyfile = self.dir / "sandboxd-api-key"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("IRIS_", "E2B_"))}
         env.update(IRIS_SANDBOXD_PORT=str(self.sandboxd_port),
@@ -437,6 +449,33 @@ class Stack:
         rows = self.audit_rows(rid)
         assert len(rows) == 1, "%d audit rows for %s" % (len(rows), rid)
         return rows[0]
+
+    def execution_rows(self, request_id):
+        return self.sql("SELECT * FROM executions WHERE request_id = ?", (request_id,))
+
+    def execution_row(self, r):
+        """The one executions row of response r (found by its X-Request-Id)."""
+        rid = r.headers.get("X-Request-Id")
+        assert rid, describe(r)
+        rows = self.execution_rows(rid)
+        assert len(rows) == 1, "%d executions rows for %s" % (len(rows), rid)
+        return rows[0]
+
+    # --- the provider's side ---
+
+    def provider_env(self):
+        """The E2B_ settings of this stack's gateways: another Stack (made
+        with sandboxd=False, env=stack.provider_env()) shares its
+        iris-sandboxd."""
+        return {"E2B_API_URL": self.sandboxd_url, "E2B_SANDBOX_URL": self.sandboxd_url,
+                "E2B_API_KEY": self.sandboxd_key}
+
+    def provider_status(self, sandbox_id):
+        """HTTP status of GET /sandboxes/ID at this stack's iris-sandboxd
+        (200: it has the sandbox, 404: it does not)."""
+        return requests.get("%s/sandboxes/%s" % (self.sandboxd_url, sandbox_id),
+                            headers={"X-API-Key": self.sandboxd_key},
+                            timeout=TIMEOUT).status_code
 
     # --- the client's side ---
 
