@@ -19,6 +19,7 @@
 #define EXEC_MAX_BYTES	((curl_off_t)256 << 20)	/* one execution's answer */
 #define CODE_PORT	"49999"
 #define STALL_S		30	/* no byte at all (keepalives are every 5 s) */
+#define HEALTH_TIMEOUT_MS 2000
 
 static const struct e2b_config *cfg;
 static struct curl_slist *connect_to;
@@ -149,7 +150,8 @@ retry_after_header(char *p, size_t size, size_t n, void *arg)
  */
 static enum e2b_status
 ctl_call(struct e2b *c, const char *method, const char *path,
-    const char *body, long *status, long *retry, struct buf *resp)
+    const char *body, long timeout_ms, long *status, long *retry,
+    struct buf *resp)
 {
 	struct curl_slist *hdrs = NULL;
 	char url[1024], key[512];
@@ -167,7 +169,7 @@ ctl_call(struct e2b *c, const char *method, const char *path,
 	curl_easy_setopt(c->ctl, CURLOPT_URL, url);
 	curl_easy_setopt(c->ctl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->ctl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c->ctl, CURLOPT_TIMEOUT_MS, cfg->request_timeout_ms);
+	curl_easy_setopt(c->ctl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c->ctl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c->ctl, CURLOPT_WRITEDATA, resp);
 	*retry = -1;
@@ -210,7 +212,9 @@ e2b_health(struct e2b *c)
 	long status, retry;
 
 	buf_init(&resp, CTL_BODY_MAX);
-	st = ctl_call(c, "GET", "/health", NULL, &status, &retry, &resp);
+	/* Probes come often and must not tie workers up: a short wait. */
+	st = ctl_call(c, "GET", "/health", NULL, HEALTH_TIMEOUT_MS, &status,
+	    &retry, &resp);
 	buf_release(&resp);
 	return st != E2B_OK ? st : http_status(status);
 }
@@ -281,7 +285,7 @@ e2b_create(struct e2b *c, int timeout_s, struct json_object *metadata,
 		buf_reset(&resp);
 		st = ctl_call(c, "POST", "/sandboxes",
 		    json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-		    &status, &retry, &resp);
+		    cfg->request_timeout_ms, &status, &retry, &resp);
 		if (st == E2B_OK)
 			st = http_status(status);
 		if (st != E2B_LIMIT || attempt >= cfg->create_retries)
@@ -322,7 +326,8 @@ sandbox_call(struct e2b *c, const char *method, const char *id,
 		return E2B_NOT_FOUND;
 	snprintf(path, sizeof(path), "/sandboxes/%s%s", id, suffix);
 	buf_init(&resp, CTL_BODY_MAX);
-	st = ctl_call(c, method, path, body, &status, &retry, &resp);
+	st = ctl_call(c, method, path, body, cfg->request_timeout_ms, &status,
+	    &retry, &resp);
 	buf_release(&resp);
 	return st != E2B_OK ? st : http_status(status);
 }

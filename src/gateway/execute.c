@@ -416,6 +416,53 @@ fail(struct run *r, const char *status, const char *name, const char *msg)
 	snprintf(r->error_message, sizeof(r->error_message), "%s", msg);
 }
 
+/* What a helper run reports follows this marker on a line of its own. */
+#define PKG_MARK	"\x1e" "iris-packages:"
+
+/*
+ * The JSON after the marker in a helper run's stdout: output the session
+ * left behind (a thread's, printed between runs) may come before it.
+ */
+static struct json_object *
+marked_json(struct outcome *o)
+{
+	const char *out = o->out[0].data ? o->out[0].data : "";
+	const char *p = strstr(out, PKG_MARK);
+
+	return p ? json_tokener_parse(p + strlen(PKG_MARK)) : NULL;
+}
+
+/*
+ * Output a helper run caught that is not its own (a session's thread
+ * printing between runs) belongs to the user's run: hand it over.
+ */
+static void
+pass_on(struct run *r, struct outcome *o)
+{
+	static const char *const names[] = { "stdout", "stderr" };
+	struct json_object *ev, *data;
+	const char *name, *text;
+	size_t len;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		text = o->out[i].data ? o->out[i].data : "";
+		len = o->out[i].len;
+		if (i == 0 && strstr(text, PKG_MARK))
+			len = (size_t)(strstr(text, PKG_MARK) - text);
+		if (len == 0)
+			continue;
+		ev = json_object_new_object();
+		json_object_object_add(ev, "type",
+		    json_object_new_string(names[i]));
+		json_object_object_add(ev, "text",
+		    json_object_new_string_len(text, (int)len));
+		outcome_event(&r->out, ev, &name, &data);
+		json_object_put(data);
+		json_object_put(ev);
+	}
+}
+
 /* Python's import names of the packages that differ from them. */
 static const char *
 import_name(const char *pkg)
@@ -494,13 +541,14 @@ prepare_packages(struct run *r)
 		st = helper_run(r, code.data, "bash", NULL, &o);
 	} else {
 		buf_puts(&code, "import importlib.util as _u, json as _j\n"
-		    "print(_j.dumps([p for p, m in [");
+		    "print('" PKG_MARK "' + _j.dumps([p for p, m in [");
 		for (i = 0; i < n; i++) {
 			p = json_object_get_string(json_object_array_get_idx(
 			    pkgs, i));
 			buf_printf(&code, "('%s', '%s'), ", p, import_name(p));
 		}
-		buf_puts(&code, "] if _u.find_spec(m) is None]))\ndel _u, _j");
+		buf_puts(&code, "] if _u.find_spec(m) is None]), flush=True)\n"
+		    "del _u, _j");
 		st = helper_run(r, code.data, "python", NULL, &o);
 	}
 	buf_release(&code);
@@ -520,14 +568,14 @@ prepare_packages(struct run *r)
 				json_object_array_add(r->installed,
 				    json_object_get(json_object_array_get_idx(
 				    pkgs, i)));
-	} else if ((missing = json_tokener_parse(o.out[0].data ?
-	    o.out[0].data : "")) == NULL ||
+	} else if ((missing = marked_json(&o)) == NULL ||
 	    !json_object_is_type(missing, json_type_array)) {
 		json_object_put(missing);
 		provider_error(r->req, E2B_BAD);
 		fail(r, "upstream_error", "ProviderError", "package check");
 		rv = -1;
 	} else {
+		pass_on(r, &o);
 		if (json_object_array_length(missing) > 0) {
 			reply_error(r->req, 400, "invalid_request", "packages",
 			    "package '%s' is not installed in this sandbox "
@@ -555,9 +603,11 @@ prepare_context(struct run *r, struct json_object **env)
 	    "context_data = _iris_o.environ.get('IRIS_CONTEXT', '{}')\n"
 	    "context = _iris_j.loads(context_data)\n"
 	    "del _iris_j, _iris_o";
-	static const char js[] = "var context_data = "
+	/* Properties of the global object: no clash with the user's own
+	 * declarations (a `let context` of theirs simply wins). */
+	static const char js[] = "globalThis.context_data = "
 	    "process.env.IRIS_CONTEXT || '{}';\n"
-	    "var context = JSON.parse(context_data);";
+	    "globalThis.context = JSON.parse(globalThis.context_data);";
 	struct json_object *cenv;
 	struct outcome o;
 	enum e2b_status st;
@@ -584,6 +634,8 @@ prepare_context(struct run *r, struct json_object **env)
 	    r->er->language, cenv, &o);
 	json_object_put(cenv);
 	failed = outcome_failed(&o);
+	if (!failed)
+		pass_on(r, &o);
 	outcome_release(&o);
 	if (st != E2B_OK || failed) {
 		provider_error(r->req, st == E2B_OK ? E2B_BAD : st);
@@ -687,6 +739,17 @@ lease_error(struct run *r, enum lease_err err, enum e2b_status pst)
 	}
 }
 
+/* The provider no longer has the sandbox: its state is gone. */
+static void
+lost_sandbox(struct run *r)
+{
+	reply_error(r->req, 404, "sandbox_not_found", NULL, "the sandbox is "
+	    "gone at the provider (it expired or was lost) and its state with "
+	    "it; send the request again%s to start afresh",
+	    r->er->sandbox_id ? " without sandboxId" : "");
+	fail(r, "upstream_error", "ProviderError", "the sandbox was lost");
+}
+
 /* Runs the user's code; the lease is held.  Answers in every case. */
 static void
 run_code(struct run *r, struct json_object *env)
@@ -709,8 +772,11 @@ run_code(struct run *r, struct json_object *env)
 	    r->er->language, env, (long)r->er->timeout_s * 1000, on_event, r,
 	    &started);
 	ms = (long)(ts_mono_ms() - t_run);
-	if (st == E2B_TIMEOUT && started)
+	if (st == E2B_TIMEOUT && started) {
 		outcome_timeout(&r->out, r->er->timeout_s);
+		if (r->stream && sse(r, "error", r->out.error) == -1)
+			r->client_gone = 1;
+	}
 	lost = st == E2B_NOT_FOUND;
 	lease_release(req, &r->lease, st == E2B_OK || started ? 1 : 0, lost);
 	if (r->client_gone) {
@@ -729,14 +795,12 @@ run_code(struct run *r, struct json_object *env)
 			reply_json(req, 200, body);
 		return;
 	}
-	if (lost)
-		reply_error(req, 404, "sandbox_not_found", NULL, "the sandbox "
-		    "is gone at the provider (it expired or was lost) and its "
-		    "state with it; send the request again%s to start afresh",
-		    r->er->sandbox_id ? " without sandboxId" : "");
-	else
+	if (lost) {
+		lost_sandbox(r);
+	} else {
 		provider_error(req, st);
-	fail(r, "upstream_error", "ProviderError", e2b_strerror(st));
+		fail(r, "upstream_error", "ProviderError", e2b_strerror(st));
+	}
 	if (r->stream) {
 		/* Headers are gone: the error travels as events. */
 		struct json_object *env2 = json_tokener_parse(req->out.data);
@@ -824,8 +888,18 @@ execute(struct request *req, int stream)
 		fail(&r, "rejected", "invalid_request", "package not allowed");
 		goto done;
 	}
+	/* The run gets its whole timeout on top of the idle lifetime,
+	 * plus a minute for the context and package runs before it. */
 	lerr = lease_acquire(req, er.sandbox_id, er.session_id, er.language,
-	    req->cfg->idle_timeout_s, &r.lease, &pst);
+	    req->cfg->idle_timeout_s, er.timeout_s + 60, 0, &r.lease, &pst);
+	if (lerr == LEASE_OK && !r.lease.created)
+		lerr = lease_hold(req, &r.lease, er.timeout_s + 60, &pst);
+	if (lerr == LEASE_PROVIDER && pst == E2B_NOT_FOUND && !r.lease.created &&
+	    r.lease.row.sandbox_id[0]) {
+		lease_release(req, &r.lease, 0, 1);
+		lost_sandbox(&r);
+		goto done;
+	}
 	if (lerr != LEASE_OK) {
 		lease_error(&r, lerr, pst);
 		goto done;

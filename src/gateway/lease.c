@@ -30,6 +30,25 @@ pending(const struct store_sandbox *row)
 	    strlen(STORE_PENDING_PREFIX)) == 0;
 }
 
+/* Over its lifetime: the reaper's, whatever the reaper has not done yet. */
+static int
+past(const struct store_sandbox *row)
+{
+	char now[TS_ISO_LEN];
+
+	ts_format(ts_now_ms(), now);
+	return strcmp(row->expires_at, now) <= 0;
+}
+
+/* Ends an expired row found before the reaper got to it. */
+static void
+expire(struct request *req, const struct store_sandbox *row)
+{
+	if (store_sandbox_end(req->store, row->sandbox_id, row->project_id,
+	    "expired", "idle for its whole lifetime") == STORE_OK)
+		e2b_kill(req->e2b, row->sandbox_id);
+}
+
 static void
 use_row(struct lease *l, const struct store_sandbox *row)
 {
@@ -45,7 +64,7 @@ use_row(struct lease *l, const struct store_sandbox *row)
  */
 static enum lease_err
 create(struct request *req, const char *session_id, const char *language,
-    long idle_s, struct lease *l, enum e2b_status *pst)
+    long idle_s, long run_s, struct lease *l, enum e2b_status *pst)
 {
 	struct store_sandbox row;
 	struct json_object *md;
@@ -65,7 +84,7 @@ create(struct request *req, const char *session_id, const char *language,
 	    req->cfg->provider);
 	snprintf(row.language, sizeof(row.language), "%s", language);
 	row.idle_timeout_s = idle_s;
-	sst = store_sandbox_claim(req->store, &row, ts_now_ms(),
+	sst = store_sandbox_claim(req->store, &row, ts_now_ms(), run_s,
 	    req->cfg->project_sandboxes, PENDING_STALE_MS);
 	if (sst == STORE_LIMIT)
 		return LEASE_LIMIT;
@@ -81,7 +100,7 @@ create(struct request *req, const char *session_id, const char *language,
 		json_object_object_add(md, "sessionId",
 		    json_object_new_string(session_id));
 	memset(&l->sb, 0, sizeof(l->sb));
-	*pst = e2b_create(req->e2b, (int)idle_s, md, &l->sb);
+	*pst = e2b_create(req->e2b, (int)(idle_s + run_s), md, &l->sb);
 	json_object_put(md);
 	if (*pst != E2B_OK) {
 		store_sandbox_forget(req->store, pending_id);
@@ -95,11 +114,12 @@ create(struct request *req, const char *session_id, const char *language,
 		return LEASE_DB;
 	}
 	store_sandbox_event(req->store, l->sb.id, req->project_id, "created",
-	    session_id ? "for a session" : "for one execution");
+	    session_id ? "for a session" : l->fresh ? "for one execution" :
+	    "pre-warmed");
 	snprintf(row.sandbox_id, sizeof(row.sandbox_id), "%s", l->sb.id);
 	ts_format(ts_now_ms(), row.created_at);
 	memcpy(row.last_used_at, row.created_at, sizeof(row.created_at));
-	ts_format(ts_now_ms() + idle_s * 1000, row.expires_at);
+	ts_format(ts_now_ms() + (idle_s + run_s) * 1000, row.expires_at);
 	snprintf(row.status, sizeof(row.status), "running");
 	l->row = row;
 	l->created = 1;
@@ -108,8 +128,8 @@ create(struct request *req, const char *session_id, const char *language,
 
 enum lease_err
 lease_acquire(struct request *req, const char *sandbox_id,
-    const char *session_id, const char *language, long idle_s,
-    struct lease *l, enum e2b_status *pst)
+    const char *session_id, const char *language, long idle_s, long run_s,
+    int prewarm, struct lease *l, enum e2b_status *pst)
 {
 	struct store_sandbox row;
 	int64_t deadline = ts_mono_ms() + SESSION_WAIT_MS;
@@ -125,18 +145,26 @@ lease_acquire(struct request *req, const char *sandbox_id,
 			return LEASE_NOT_FOUND;
 		if (sst != STORE_OK)
 			return LEASE_DB;
+		if (past(&row)) {
+			expire(req, &row);
+			return LEASE_NOT_FOUND;
+		}
 		use_row(l, &row);
 		return LEASE_OK;
 	}
 	if (session_id == NULL) {
-		l->fresh = 1;
-		return create(req, NULL, language, idle_s, l, pst);
+		l->fresh = !prewarm;
+		return create(req, NULL, language, idle_s, run_s, l, pst);
 	}
 	/* The session's sandbox; the first request creates it, the others
 	 * wait for that one create (the claim lets only one through). */
 	while (ts_mono_ms() < deadline) {
 		sst = store_sandbox_live(req->store, req->project_id, NULL,
 		    session_id, &row);
+		if (sst == STORE_OK && !pending(&row) && past(&row)) {
+			expire(req, &row);	/* the session starts afresh */
+			continue;
+		}
 		if (sst == STORE_OK && !pending(&row)) {
 			use_row(l, &row);
 			return LEASE_OK;
@@ -147,8 +175,8 @@ lease_acquire(struct request *req, const char *sandbox_id,
 		}
 		if (sst != STORE_NOT_FOUND)
 			return LEASE_DB;
-		if ((err = create(req, session_id, language, idle_s, l, pst)) !=
-		    LEASE_NOT_FOUND)
+		if ((err = create(req, session_id, language, idle_s, run_s, l,
+		    pst)) != LEASE_NOT_FOUND)
 			return err;
 	}
 	*pst = E2B_TIMEOUT;
@@ -166,7 +194,7 @@ lease_release(struct request *req, struct lease *l, long executions,
 		    "the provider no longer has it");
 		return;
 	}
-	store_sandbox_touch(req->store, id, ts_now_ms(), executions);
+	store_sandbox_touch(req->store, id, ts_now_ms(), executions, 0);
 	if (l->fresh) {
 		e2b_kill(req->e2b, id);
 		store_sandbox_end(req->store, id, req->project_id, "closed",
@@ -175,6 +203,20 @@ lease_release(struct request *req, struct lease *l, long executions,
 	}
 	/* The provider ends it when idle as long as we do. */
 	e2b_set_timeout(req->e2b, id, (int)l->row.idle_timeout_s);
+}
+
+enum lease_err
+lease_hold(struct request *req, struct lease *l, long run_s,
+    enum e2b_status *pst)
+{
+	const char *id = l->row.sandbox_id;
+
+	*pst = e2b_set_timeout(req->e2b, id, (int)(l->row.idle_timeout_s +
+	    run_s));
+	if (*pst != E2B_OK)
+		return LEASE_PROVIDER;
+	store_sandbox_touch(req->store, id, ts_now_ms(), 0, run_s);
+	return LEASE_OK;
 }
 
 enum lease_err

@@ -30,12 +30,23 @@ enum lease_err {
 /*
  * Finds or creates the sandbox for a request of project: sandbox_id (a
  * live one of the project), else session_id (its sandbox, created on
- * first use, once even under concurrency), else a fresh one.  idle_s is
- * the idle lifetime of a sandbox it creates.  OUT: l, *pst.
+ * first use, once even under concurrency), else a fresh one, closed after
+ * its run unless prewarm.  idle_s is the idle lifetime of a sandbox it
+ * creates, run_s how long the coming run may take (a new sandbox lives
+ * that much longer at first).  OUT: l, *pst.
  */
 enum lease_err	lease_acquire(struct request *req, const char *sandbox_id,
 		    const char *session_id, const char *language, long idle_s,
-		    struct lease *l, enum e2b_status *pst);
+		    long run_s, int prewarm, struct lease *l,
+		    enum e2b_status *pst);
+
+/*
+ * Before a run of up to run_s seconds: the sandbox must outlive it, at
+ * the provider and in its row, by its idle lifetime.  OUT: *pst.
+ * Returns LEASE_OK, or LEASE_PROVIDER.
+ */
+enum lease_err	lease_hold(struct request *req, struct lease *l, long run_s,
+		    enum e2b_status *pst);
 
 /*
  * After a use: a fresh sandbox is closed; another has its use recorded

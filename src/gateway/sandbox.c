@@ -214,8 +214,8 @@ sandbox_post(struct request *req)
 		    "no sandbox provider is configured (E2B_API_URL)");
 		return;
 	}
-	if ((err = lease_acquire(req, NULL, session, lang, timeout, &l, &pst))
-	    != LEASE_OK) {
+	if ((err = lease_acquire(req, NULL, session, lang, timeout, 0, 1, &l,
+	    &pst)) != LEASE_OK) {
 		lease_failed(req, err, pst);
 		return;
 	}

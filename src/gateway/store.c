@@ -56,6 +56,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SANDBOX_LIST] = SB_COLS
 	    "WHERE project_id = ?1 AND status = 'running' "
 	    "AND sandbox_id NOT LIKE 'pending-%' "
+	    "AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
 	    "ORDER BY created_at, sandbox_id",
 	[ST_SB_CLAIM] = "INSERT INTO sandboxes (sandbox_id, project_id, "
 	    "session_id, provider, status, language, idle_timeout_s, "
@@ -74,7 +75,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SB_FORGET] = "DELETE FROM sandboxes WHERE sandbox_id = ?1",
 	[ST_SB_TOUCH] = "UPDATE sandboxes SET last_used_at = ?2, "
 	    "expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', ?2, "
-	    "'+' || idle_timeout_s || ' seconds'), "
+	    "'+' || (idle_timeout_s + ?4) || ' seconds'), "
 	    "executions = executions + ?3 "
 	    "WHERE sandbox_id = ?1 AND status = 'running'",
 	[ST_SB_END] = "UPDATE sandboxes SET status = ?2, closed_at = ?3 "
@@ -438,6 +439,7 @@ iso_now(char out[TS_ISO_LEN], int64_t ms)
 struct claim_args {
 	const struct store_sandbox	*sb;
 	int64_t				 now_ms;
+	long				 busy_s;
 	long				 cap;
 	int64_t				 stale_ms;
 };
@@ -454,7 +456,8 @@ claim_body(struct store *st, void *arg)
 
 	iso_now(now, a->now_ms);
 	iso_now(stale, a->now_ms - a->stale_ms);
-	iso_now(expires, a->now_ms + (int64_t)sb->idle_timeout_s * 1000);
+	iso_now(expires, a->now_ms + (int64_t)(sb->idle_timeout_s +
+	    a->busy_s) * 1000);
 	s = stmt(st, ST_SB_STALE);
 	sqlite3_bind_text(s, 1, sb->project_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, stale, -1, SQLITE_STATIC);
@@ -485,9 +488,9 @@ claim_body(struct store *st, void *arg)
 
 enum store_status
 store_sandbox_claim(struct store *st, const struct store_sandbox *sb,
-    int64_t now_ms, long cap, int64_t stale_ms)
+    int64_t now_ms, long busy_s, long cap, int64_t stale_ms)
 {
-	struct claim_args a = { sb, now_ms, cap, stale_ms };
+	struct claim_args a = { sb, now_ms, busy_s, cap, stale_ms };
 	enum store_status rv = in_write_txn(st, claim_body, &a);
 
 	/* A refusal is an answer, not a failure: the transaction is fine. */
@@ -563,11 +566,11 @@ store_sandbox_forget(struct store *st, const char *id)
 
 enum store_status
 store_sandbox_touch(struct store *st, const char *id, int64_t now_ms,
-    long executions)
+    long executions, long busy_s)
 {
 	char now[TS_ISO_LEN];
-	struct write_args a = { ST_SB_TOUCH, { id, now }, { executions }, 2, 1,
-	    "recording a sandbox's use" };
+	struct write_args a = { ST_SB_TOUCH, { id, now }, { executions, busy_s },
+	    2, 2, "recording a sandbox's use" };
 
 	iso_now(now, now_ms);
 	return in_write_txn(st, write_body, &a);

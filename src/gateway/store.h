@@ -141,13 +141,14 @@ enum store_status store_sandbox_list(struct store *st, const char *project_id,
 
 /*
  * Adds a running sandbox row (sb: id, project, session, provider,
- * language, idle_timeout_s; times from now_ms) unless the project has
- * `cap` live ones (STORE_LIMIT) or sb's session has one (STORE_EXISTS).
- * Rows left pending for longer than stale_ms are removed first.
+ * language, idle_timeout_s; created now_ms, expiring idle_timeout_s +
+ * busy_s later) unless the project has `cap` live ones (STORE_LIMIT) or
+ * sb's session has one (STORE_EXISTS).  Rows left pending for longer
+ * than stale_ms are removed first.
  */
 enum store_status store_sandbox_claim(struct store *st,
-		    const struct store_sandbox *sb, int64_t now_ms, long cap,
-		    int64_t stale_ms);
+		    const struct store_sandbox *sb, int64_t now_ms, long busy_s,
+		    long cap, int64_t stale_ms);
 
 /* The live sandbox of project with this id, or of this session. */
 enum store_status store_sandbox_live(struct store *st, const char *project_id,
@@ -159,9 +160,13 @@ enum store_status store_sandbox_rename(struct store *st, const char *from,
 		    const char *to);
 enum store_status store_sandbox_forget(struct store *st, const char *id);
 
-/* Records a use: last used now, expiring idle_timeout_s later. */
+/*
+ * Records a use: last used now, adds executions, and expires
+ * idle_timeout_s + busy_s from now (busy_s: a run about to start may
+ * last that long).
+ */
 enum store_status store_sandbox_touch(struct store *st, const char *id,
-		    int64_t now_ms, long executions);
+		    int64_t now_ms, long executions, long busy_s);
 
 /*
  * Ends a running sandbox with status (closed, expired, failed) and the
