@@ -240,6 +240,9 @@ class Capture:
         self.cond = threading.Condition()
         self.requested = 0
         self.done = 0
+        # Reading the pipes and sending Python-level writes take turns, so
+        # both streams keep the order in which they were written.
+        self.read_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
         self.thread.start()
 
@@ -305,6 +308,10 @@ class Capture:
                     self._read_once(key.data)
 
     def _read_once(self, name):
+        with self.read_lock:
+            return self._read_once_locked(name)
+
+    def _read_once_locked(self, name):
         try:
             data = os.read(self.fds[name][0], MAX_TEXT)
         except (BlockingIOError, InterruptedError):
@@ -322,6 +329,17 @@ class Capture:
             for _ in range(1024):
                 if not self._read_once(name):
                     break
+
+    def write_direct(self, name, text):
+        """A Python-level write (print): whatever fds 1 and 2 got before it
+        goes first, then it, straight to the socket -- so stdout and stderr
+        lines keep their order across the two streams."""
+        with self.read_lock:
+            for n in self.STREAMS:
+                for _ in range(1024):
+                    if not self._read_once_locked(n):
+                        break
+            self._forward(name, text)
 
     def _forward(self, name, text):
         with self.conn.lock:
@@ -398,10 +416,14 @@ class _Writer(io.TextIOBase):
     errors = "backslashreplace"
     newlines = None
 
-    def __init__(self, fd, name):
+    def __init__(self, fd, name, sink=None):
         super().__init__()
         self._fd = fd
         self._name = name
+        # In the kernel process, writes go to sink (ordered with the fds);
+        # in a process forked by user code, to the fd as any output does.
+        self._sink = sink
+        self._pid = os.getpid()
         self._buf = []
         self._size = 0
         self._lock = threading.RLock()
@@ -463,7 +485,10 @@ class _Writer(io.TextIOBase):
         data = "".join(self._buf).encode("utf-8", "backslashreplace")
         self._buf = []
         self._size = 0
-        _write_all(self._fd, data)
+        if self._sink is not None and os.getpid() == self._pid:
+            self._sink(data.decode("utf-8"))
+        else:
+            _write_all(self._fd, data)
 
 
 class StdinNotImplementedError(EOFError):
@@ -793,8 +818,10 @@ class Kernel:
         sys.modules["__main__"] = self.main_mod
 
         self.capture = Capture(conn)
-        self.stdout = _Writer(1, "<stdout>")
-        self.stderr = _Writer(2, "<stderr>")
+        self.stdout = _Writer(1, "<stdout>",
+                              lambda t: self.capture.write_direct("stdout", t))
+        self.stderr = _Writer(2, "<stderr>",
+                              lambda t: self.capture.write_direct("stderr", t))
         self.stdin = None
         self._install_streams()
         builtins.input = _input
