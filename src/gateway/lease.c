@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/arena.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/timestamp.h"
@@ -183,26 +184,45 @@ lease_acquire(struct request *req, const char *sandbox_id,
 	return LEASE_PROVIDER;
 }
 
+/* After the answer: a one-off sandbox is closed. */
+static void
+close_fresh(struct request *req, void *arg)
+{
+	const char *id = arg;
+
+	e2b_kill(req->e2b, id);
+	store_sandbox_end(req->store, id, req->project_id, "closed",
+	    "closed after its one execution");
+}
+
 void
 lease_release(struct request *req, struct lease *l, long executions,
     int failed)
 {
 	const char *id = l->row.sandbox_id;
+	char *copy;
 
 	if (failed) {
 		store_sandbox_end(req->store, id, req->project_id, "failed",
 		    "the provider no longer has it");
 		return;
 	}
+	/*
+	 * The row now expires when idle; the provider's end, set by
+	 * lease_hold for the run, is later by the run's timeout: only a
+	 * backstop, should every gateway be gone, since our reaper ends it
+	 * on time.  So no second call to the provider here.
+	 */
 	store_sandbox_touch(req->store, id, ts_now_ms(), executions, 0);
-	if (l->fresh) {
-		e2b_kill(req->e2b, id);
-		store_sandbox_end(req->store, id, req->project_id, "closed",
-		    "closed after its one execution");
+	if (!l->fresh)
 		return;
-	}
-	/* The provider ends it when idle as long as we do. */
-	e2b_set_timeout(req->e2b, id, (int)l->row.idle_timeout_s);
+	/* Closing it takes the provider a while: after the answer. */
+	if ((copy = arena_strndup(req->arena, id, strlen(id))) != NULL &&
+	    req->after == NULL) {
+		req->after = close_fresh;
+		req->after_arg = copy;
+	} else
+		close_fresh(req, (void *)id);
 }
 
 enum lease_err

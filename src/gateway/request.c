@@ -145,6 +145,12 @@ request_stream_write(struct request *req, const char *p, size_t n)
 	return 0;
 }
 
+void
+request_flush(struct request *req)
+{
+	FCGX_FFlush(req->fcgi->out);
+}
+
 int
 request_client_gone(struct request *req)
 {

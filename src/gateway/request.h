@@ -58,6 +58,10 @@ struct request {
 	struct buf		 headers;	/* extra "Name: value\r\n" lines */
 	struct buf		 out;		/* the body */
 	int			 streamed;	/* answered as a stream */
+
+	/* Work left for after the answer is sent (and its arg, arena-owned). */
+	void			(*after)(struct request *, void *);
+	void			*after_arg;
 };
 
 /* Returns the FastCGI parameter name, or "" if absent. */
@@ -88,6 +92,9 @@ void		 request_send(struct request *req);
 int		 request_stream_begin(struct request *req);
 int		 request_stream_write(struct request *req, const char *p,
 		    size_t n);
+
+/* Pushes what was written so far to nginx. */
+void		 request_flush(struct request *req);
 
 /* 1 if the client hung up (nginx closed our connection). */
 int		 request_client_gone(struct request *req);

@@ -471,4 +471,9 @@ router_serve(struct request *req)
 	audit(req);
 	if (!req->streamed)
 		request_send(req);
+	if (req->after) {
+		/* The client has its answer; tidying up need not delay it. */
+		request_flush(req);
+		req->after(req, req->after_arg);
+	}
 }

@@ -120,9 +120,15 @@ def test_success_shape_and_fresh_sandbox_closed(stack):
     assert (audit["method"], audit["route"], audit["status"]) == ("POST", "/api/iris/execute", 200)
     assert audit["project_id"] == "alpha" and audit["key_id"] == key_id(stack.key)
 
-    # No session, no sandboxId: a sandbox of its own, closed afterwards.
+    # No session, no sandboxId: a sandbox of its own, closed afterwards
+    # (right after the answer is sent, so allow a moment).
     sid = body["sandboxId"]
-    rows = stack.sql("SELECT * FROM sandboxes WHERE sandbox_id = ?", (sid,))
+    deadline = time.monotonic() + 5
+    while True:
+        rows = stack.sql("SELECT * FROM sandboxes WHERE sandbox_id = ?", (sid,))
+        if (rows and rows[0]["status"] == "closed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert len(rows) == 1 and rows[0]["status"] == "closed", [dict(x) for x in rows]
     assert rows[0]["closed_at"] and rows[0]["session_id"] is None
     events = [e["event"] for e in stack.sql(
