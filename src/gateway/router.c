@@ -25,6 +25,9 @@
 
 static const char *const q_sandbox[] = { "sandboxId", NULL };
 static const char *const q_sandbox_delete[] = { "sandboxId", "all", NULL };
+static const char *const q_metrics[] = { "since", NULL };
+static const char *const q_executions[] = { "limit", "before", "sessionId",
+	"status", NULL };
 
 static const struct route routes[] = {
 	{ .method = "GET", .path = "/api/iris/health",
@@ -39,6 +42,10 @@ static const struct route routes[] = {
 	  .body = BODY_REQUIRED, .handler = execute_post },
 	{ .method = "POST", .path = "/api/iris/execute/stream", .needs_key = 1,
 	  .body = BODY_REQUIRED, .handler = execute_stream_post },
+	{ .method = "GET", .path = "/api/iris/metrics", .needs_key = 1,
+	  .query = q_metrics, .handler = metrics_get },
+	{ .method = "GET", .path = "/api/iris/executions", .needs_key = 1,
+	  .query = q_executions, .handler = executions_get },
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))

@@ -32,6 +32,11 @@ enum stmt_id {
 	ST_SB_EVENT,
 	ST_SB_EXPIRED,
 	ST_EXEC_INSERT,
+	ST_METRICS,
+	ST_METRICS_SB,
+	ST_ERROR_TYPES,
+	ST_EXEC_LIST,
+	ST_EXEC_FIND,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -91,6 +96,42 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "error_message, duration_ms, stdout_bytes, stderr_bytes, "
 	    "result_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 	    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+	/* Everything since ?2, from the (project_id, created_at) index: the
+	 * cost follows the window, not the table.  Percentiles by nearest
+	 * rank: the smallest duration whose rank is >= ceil(p% of n). */
+	[ST_METRICS] = "WITH w AS (SELECT status, duration_ms FROM executions "
+	    "WHERE project_id = ?1 AND created_at >= ?2 "
+	    "AND status != 'rejected'), "
+	    "r AS (SELECT duration_ms, row_number() OVER (ORDER BY duration_ms) "
+	    "AS rn, count(*) OVER () AS n FROM w) "
+	    "SELECT (SELECT count(*) FROM w), "
+	    "(SELECT count(*) FROM w WHERE status = 'ok'), "
+	    "(SELECT count(*) FROM w WHERE status IN ('error', 'upstream_error')), "
+	    "(SELECT count(*) FROM w WHERE status = 'timeout'), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn >= (50 * n + 99) / 100), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn >= (95 * n + 99) / 100), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn >= (99 * n + 99) / 100)",
+	[ST_METRICS_SB] = "SELECT (SELECT count(*) FROM sandboxes "
+	    "WHERE project_id = ?1 AND status = 'running' "
+	    "AND sandbox_id NOT LIKE 'pending-%' "
+	    "AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
+	    "(SELECT count(*) FROM sandbox_events WHERE project_id = ?1 "
+	    "AND created_at >= ?2 AND event = 'created')",
+	[ST_ERROR_TYPES] = "SELECT error_name, count(*) AS c FROM executions "
+	    "WHERE project_id = ?1 AND created_at >= ?2 "
+	    "AND status IN ('error', 'timeout', 'upstream_error') "
+	    "AND error_name IS NOT NULL "
+	    "GROUP BY error_name ORDER BY c DESC, error_name LIMIT 20",
+	/* Newest first by (created_at, execution_id); ULIDs break ties. */
+	[ST_EXEC_LIST] = "SELECT execution_id, created_at, session_id, "
+	    "sandbox_id, language, status, error_name, duration_ms, code_bytes "
+	    "FROM executions WHERE project_id = ?1 "
+	    "AND (?2 IS NULL OR (created_at, execution_id) < (?2, ?3)) "
+	    "AND (?4 IS NULL OR session_id = ?4) "
+	    "AND (?5 IS NULL OR status = ?5) "
+	    "ORDER BY created_at DESC, execution_id DESC LIMIT ?6",
+	[ST_EXEC_FIND] = "SELECT created_at FROM executions "
+	    "WHERE project_id = ?1 AND execution_id = ?2",
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -711,4 +752,117 @@ enum store_status
 store_execution_insert(struct store *st, const struct exec_row *row)
 {
 	return in_write_txn(st, exec_body, (void *)(uintptr_t)row);
+}
+
+/* --- what the project asks about itself -------------------------------- */
+
+static long
+col_long(sqlite3_stmt *s, int col)
+{
+	return sqlite3_column_type(s, col) == SQLITE_NULL ? -1 :
+	    (long)sqlite3_column_int64(s, col);
+}
+
+enum store_status
+store_metrics(struct store *st, const char *project_id, const char *since,
+    struct store_metrics *m, int (*fn)(void *, const char *, long), void *arg)
+{
+	sqlite3_stmt *s;
+	enum store_status rv;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	s = stmt(st, ST_METRICS);
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, since, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return status_of(st, rc, "computing metrics");
+	}
+	m->total = col_long(s, 0);
+	m->succeeded = col_long(s, 1);
+	m->failed = col_long(s, 2);
+	m->timed_out = col_long(s, 3);
+	m->p50 = col_long(s, 4);
+	m->p95 = col_long(s, 5);
+	m->p99 = col_long(s, 6);
+	sqlite3_reset(s);
+
+	s = stmt(st, ST_METRICS_SB);
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, since, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return status_of(st, rc, "counting sandboxes");
+	}
+	m->live = col_long(s, 0);
+	m->created = col_long(s, 1);
+	sqlite3_reset(s);
+
+	s = stmt(st, ST_ERROR_TYPES);
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, since, -1, SQLITE_STATIC);
+	rv = STORE_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
+		    col_long(s, 1)) == -1) {
+			rv = STORE_ERROR;
+			break;
+		}
+	if (rv == STORE_OK && rc != SQLITE_DONE)
+		rv = status_of(st, rc, "counting error types");
+	sqlite3_reset(s);
+	return rv;
+}
+
+enum store_status
+store_executions(struct store *st, const char *project_id, const char *before,
+    const char *session_id, const char *status, int limit,
+    int (*fn)(void *, const struct store_exec_item *), void *arg)
+{
+	char before_at[TS_ISO_LEN] = "";
+	struct store_exec_item it;
+	sqlite3_stmt *s;
+	enum store_status rv = STORE_OK;
+	int rc;
+
+	if (before) {
+		s = stmt(st, ST_EXEC_FIND);
+		sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, before, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			text_col(s, 0, before_at, sizeof(before_at));
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			return STORE_NOT_FOUND;
+		if (rc != SQLITE_ROW)
+			return status_of(st, rc, "finding an execution");
+	}
+	s = stmt(st, ST_EXEC_LIST);
+	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
+	bind_text(s, 2, before ? before_at : NULL);
+	bind_text(s, 3, before);
+	bind_text(s, 4, session_id);
+	bind_text(s, 5, status);
+	sqlite3_bind_int(s, 6, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		it.execution_id = (const char *)sqlite3_column_text(s, 0);
+		it.created_at = (const char *)sqlite3_column_text(s, 1);
+		it.session_id = (const char *)sqlite3_column_text(s, 2);
+		it.sandbox_id = (const char *)sqlite3_column_text(s, 3);
+		it.language = (const char *)sqlite3_column_text(s, 4);
+		it.status = (const char *)sqlite3_column_text(s, 5);
+		it.error_name = (const char *)sqlite3_column_text(s, 6);
+		it.duration_ms = col_long(s, 7);
+		it.code_bytes = col_long(s, 8);
+		if (fn(arg, &it) == -1) {
+			rv = STORE_ERROR;
+			break;
+		}
+	}
+	if (rv == STORE_OK && rc != SQLITE_DONE)
+		rv = status_of(st, rc, "listing executions");
+	sqlite3_reset(s);
+	return rv;
 }

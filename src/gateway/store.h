@@ -189,6 +189,44 @@ int		 store_sandbox_expired(struct store *st, int64_t now_ms,
 		    char (*ids)[IDS_MAX_LEN + 1],
 		    char (*projects)[IDS_MAX_LEN + 1], int max);
 
+/* A project's figures since a time (GET /api/iris/metrics). */
+struct store_metrics {
+	long	total;		/* calls that ran, or tried to: not rejected */
+	long	succeeded;	/* ok */
+	long	failed;		/* error, upstream_error */
+	long	timed_out;	/* timeout */
+	long	p50, p95, p99;	/* duration_ms, nearest rank; -1 if none */
+	long	live;		/* running sandboxes now */
+	long	created;	/* sandboxes created since */
+};
+
+/*
+ * Fills m for project since the time (ISO 8601), and calls fn for each
+ * error type (name, count), most frequent first, at most 20.
+ */
+enum store_status store_metrics(struct store *st, const char *project_id,
+		    const char *since, struct store_metrics *m,
+		    int (*fn)(void *, const char *, long), void *arg);
+
+/* One executions row as GET /api/iris/executions lists it. */
+struct store_exec_item {
+	const char	*execution_id, *created_at, *session_id, *sandbox_id;
+	const char	*language, *status, *error_name;
+	long		 duration_ms, code_bytes;
+};
+
+/*
+ * Calls fn for up to limit executions of project, newest first, older
+ * than `before` (an execution id) if given, of session_id and with
+ * status if given.  STORE_NOT_FOUND if before names no execution of the
+ * project.
+ */
+enum store_status store_executions(struct store *st, const char *project_id,
+		    const char *before, const char *session_id,
+		    const char *status, int limit,
+		    int (*fn)(void *, const struct store_exec_item *),
+		    void *arg);
+
 /* Writes one executions row. */
 enum store_status store_execution_insert(struct store *st,
 		    const struct exec_row *row);
