@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 BUILDDIR = Path(os.environ.get("IRIS_BUILDDIR", REPO))
 ADMIN = BUILDDIR / "iris-admin"
 
+# The schema version is the number of the last migration in sql/.
+SCHEMA_VERSION = max(int(p.name[:3]) for p in (REPO / "sql").glob("[0-9][0-9][0-9]_*.sql"))
+
 KEY_RE = re.compile(r"^iris_[0-9a-f]{16}_[0-9a-f]{48}$")
 
 # Exit statuses (see iris-admin help).
@@ -93,20 +96,20 @@ def test_migrate_creates_database_and_prints_version(tmp_path):
     r = run(path, "migrate")
     assert r.returncode == OK, r.stderr
     assert path.exists()
-    assert re.search(r"schema version 1\b", r.stdout)
+    assert re.search(rf"schema version {SCHEMA_VERSION}\b", r.stdout)
     con = sqlite3.connect(path)
     try:
         (version,) = con.execute("PRAGMA user_version").fetchone()
         tables = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     finally:
         con.close()
-    assert version == 1
+    assert version == SCHEMA_VERSION
     assert {"projects", "api_keys", "audit_log", "executions"} <= tables
 
 
 def test_migrate_is_idempotent(db):
     r = ok(db, "migrate")
-    assert "schema version 1" in r.stdout
+    assert f"schema version {SCHEMA_VERSION}\n" in r.stdout
 
 
 def test_migrate_default_path_and_db_option(tmp_path):
