@@ -143,8 +143,6 @@ static int
 parse_create(struct request *req, const char **session, const char **lang,
     long *timeout)
 {
-	struct json_object *v;
-
 	*session = NULL;
 	*lang = "python";
 	*timeout = req->cfg->idle_timeout_s;
@@ -188,7 +186,6 @@ parse_create(struct request *req, const char **session, const char **lang,
 			return -1;
 		}
 	}
-	(void)v;
 	return 0;
 bad_session:
 	reply_error(req, 400, "invalid_request", "sessionId",
