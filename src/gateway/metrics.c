@@ -55,6 +55,7 @@ metrics_get(struct request *req)
 	struct json_object *o, *ex, *lat, *sb, *types;
 	struct store_metrics m;
 	const char *since_q = router_query(req, "since");
+	long ran;
 	char since[TS_ISO_LEN];
 	int64_t ms;
 
@@ -94,9 +95,10 @@ metrics_get(struct request *req)
 	    json_object_new_string(req->project_id));
 	json_object_object_add(o, "since", json_object_new_string(since));
 	json_object_object_add(o, "executions", ex);
-	json_object_object_add(o, "successRate", m.total > 0 ?
-	    json_object_new_double((double)m.succeeded / (double)m.total) :
-	    NULL);
+	/* As sql/002_views.sql: the share of code that ran to its end. */
+	ran = m.succeeded + m.errors + m.timed_out;
+	json_object_object_add(o, "successRate", ran > 0 ?
+	    json_object_new_double((double)m.succeeded / (double)ran) : NULL);
 	json_object_object_add(o, "executionTimeMs", lat);
 	json_object_object_add(o, "sandboxes", sb);
 	json_object_object_add(o, "errorTypes", types);

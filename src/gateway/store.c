@@ -97,20 +97,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "result_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 	    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	/* Everything since ?2, from the (project_id, created_at) index: the
-	 * cost follows the window, not the table.  Percentiles by nearest
-	 * rank: the smallest duration whose rank is >= ceil(p% of n). */
+	 * cost follows the window, not the table.  The rules of
+	 * sql/002_views.sql: latency over the runs of code (ok, error,
+	 * timeout), percentiles by nearest rank -- the smallest duration
+	 * whose rank is >= ceil(p% of n). */
 	[ST_METRICS] = "WITH w AS (SELECT status, duration_ms FROM executions "
 	    "WHERE project_id = ?1 AND created_at >= ?2 "
 	    "AND status != 'rejected'), "
 	    "r AS (SELECT duration_ms, row_number() OVER (ORDER BY duration_ms) "
-	    "AS rn, count(*) OVER () AS n FROM w) "
-	    "SELECT (SELECT count(*) FROM w), "
-	    "(SELECT count(*) FROM w WHERE status = 'ok'), "
-	    "(SELECT count(*) FROM w WHERE status IN ('error', 'upstream_error')), "
+	    "AS rn, count(*) OVER () AS n FROM w "
+	    "WHERE status IN ('ok', 'error', 'timeout')) "
+	    "SELECT (SELECT count(*) FROM w WHERE status = 'ok'), "
+	    "(SELECT count(*) FROM w WHERE status = 'error'), "
 	    "(SELECT count(*) FROM w WHERE status = 'timeout'), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn >= (50 * n + 99) / 100), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn >= (95 * n + 99) / 100), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn >= (99 * n + 99) / 100)",
+	    "(SELECT count(*) FROM w WHERE status = 'upstream_error'), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 50 * n), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 95 * n), "
+	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 99 * n)",
 	[ST_METRICS_SB] = "SELECT (SELECT count(*) FROM sandboxes "
 	    "WHERE project_id = ?1 AND status = 'running' "
 	    "AND sandbox_id NOT LIKE 'pending-%' "
@@ -779,10 +782,12 @@ store_metrics(struct store *st, const char *project_id, const char *since,
 		sqlite3_reset(s);
 		return status_of(st, rc, "computing metrics");
 	}
-	m->total = col_long(s, 0);
-	m->succeeded = col_long(s, 1);
-	m->failed = col_long(s, 2);
-	m->timed_out = col_long(s, 3);
+	m->succeeded = col_long(s, 0);
+	m->errors = col_long(s, 1);
+	m->timed_out = col_long(s, 2);
+	m->upstream_errors = col_long(s, 3);
+	m->failed = m->errors + m->upstream_errors;
+	m->total = m->succeeded + m->failed + m->timed_out;
 	m->p50 = col_long(s, 4);
 	m->p95 = col_long(s, 5);
 	m->p99 = col_long(s, 6);

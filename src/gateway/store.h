@@ -193,9 +193,12 @@ int		 store_sandbox_expired(struct store *st, int64_t now_ms,
 struct store_metrics {
 	long	total;		/* calls that ran, or tried to: not rejected */
 	long	succeeded;	/* ok */
-	long	failed;		/* error, upstream_error */
+	long	failed;		/* error + upstream_error */
+	long	errors;		/* error: the code raised or its kernel died */
+	long	upstream_errors;
 	long	timed_out;	/* timeout */
-	long	p50, p95, p99;	/* duration_ms, nearest rank; -1 if none */
+	long	p50, p95, p99;	/* duration_ms of ok/error/timeout runs,
+				 * nearest rank; -1 if none */
 	long	live;		/* running sandboxes now */
 	long	created;	/* sandboxes created since */
 };
