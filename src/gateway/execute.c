@@ -916,6 +916,28 @@ done:
 	outcome_release(&r.out);
 }
 
+/* A keyed execute call the router refused (rate limit, body): its row. */
+void
+execute_refused(struct request *req)
+{
+	struct exec_req er;
+	struct run r;
+
+	memset(&r, 0, sizeof(r));
+	memset(&er, 0, sizeof(er));
+	er.language = "python";
+	r.req = req;
+	r.er = &er;
+	r.t0 = req->started_ms;
+	ts_format(ts_now_ms(), r.started_at);
+	outcome_init(&r.out, 1);
+	if (ids_ulid("ex_", r.execution_id, sizeof(r.execution_id)) == -1)
+		fatalx("no randomness");
+	fail(&r, "rejected", req->error_code, "refused before it ran");
+	record(&r);
+	outcome_release(&r.out);
+}
+
 void
 execute_post(struct request *req)
 {

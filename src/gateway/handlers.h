@@ -14,6 +14,7 @@ void	sandbox_post(struct request *req);
 void	sandbox_delete(struct request *req);
 void	execute_post(struct request *req);
 void	execute_stream_post(struct request *req);
+void	execute_refused(struct request *req);
 void	metrics_get(struct request *req);
 void	executions_get(struct request *req);
 

@@ -39,9 +39,11 @@ static const struct route routes[] = {
 	{ .method = "DELETE", .path = "/api/iris/sandbox", .needs_key = 1,
 	  .query = q_sandbox_delete, .handler = sandbox_delete },
 	{ .method = "POST", .path = "/api/iris/execute", .needs_key = 1,
-	  .body = BODY_REQUIRED, .handler = execute_post },
+	  .body = BODY_REQUIRED, .handler = execute_post,
+	  .refused = execute_refused },
 	{ .method = "POST", .path = "/api/iris/execute/stream", .needs_key = 1,
-	  .body = BODY_REQUIRED, .handler = execute_stream_post },
+	  .body = BODY_REQUIRED, .handler = execute_stream_post,
+	  .refused = execute_refused },
 	{ .method = "GET", .path = "/api/iris/metrics", .needs_key = 1,
 	  .query = q_metrics, .handler = metrics_get },
 	{ .method = "GET", .path = "/api/iris/executions", .needs_key = 1,
@@ -469,9 +471,16 @@ audit(struct request *req)
 void
 router_serve(struct request *req)
 {
+	char allow[64];
+	const struct route *r;
+
 	if (auth_phase(req) == 0 && route_phase(req) == 0 &&
 	    query_phase(req) == 0 && body_phase(req) == 0)
 		req->route->handler(req);
+	else if (req->authenticated && (r = req->route ? req->route :
+	    router_match(req->method, req->path, allow, sizeof(allow))) != NULL &&
+	    r->refused != NULL)
+		r->refused(req);
 	if (req->status == 0)	/* a handler bug; never leave a client hanging */
 		reply_error(req, 500, "internal", NULL,
 		    "the request could not be answered");

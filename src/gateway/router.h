@@ -19,6 +19,10 @@ struct route {
 	enum route_body	 body;
 	const char	*const *query;	/* allowed parameters, NULL-ended */
 	void		(*handler)(struct request *);
+	/* Called instead of handler for a keyed request refused before it
+	 * (429, 400 invalid_json, 413, 415): the executions row of a refused
+	 * execute call. */
+	void		(*refused)(struct request *);
 };
 
 /*
