@@ -26,7 +26,16 @@ static const char *const admin_opts[OPT_COUNT] = {
 	[OPT_RATE] = "rate",
 	[OPT_WINDOW] = "window",
 	[OPT_NAME] = "name",
+	[OPT_SINCE] = "since",
+	[OPT_BEFORE] = "before",
+	[OPT_STATUS] = "status",
+	[OPT_LIMIT] = "limit",
+	[OPT_FORMAT] = "format",
+	[OPT_FORCE] = "force",
 };
+
+/* The options that are flags: given or not, with no value. */
+#define ADMIN_FLAGS	ADMIN_OPT(OPT_FORCE)
 
 static int	migrate_exec(struct admin *);
 static int	help_exec(struct admin *);
@@ -63,6 +72,12 @@ static const struct admin_cmd *const admin_cmds[] = {
 	&key_list_cmd,
 	&key_revoke_cmd,
 	&key_set_rate_cmd,
+	&stats_cmd,
+	&audit_cmd,
+	&executions_cmd,
+	&prune_cmd,
+	&backup_cmd,
+	&export_cmd,
 	&help_cmd,
 	NULL
 };
@@ -172,7 +187,13 @@ opt_take(struct admin *a, unsigned int allowed, char **argv, int argc,
 		warnx("option --%s given twice", admin_opts[o]);
 		return ADMIN_USAGE;
 	}
-	if (eq != NULL)
+	if (ADMIN_FLAGS & ADMIN_OPT(o)) {
+		if (eq != NULL) {
+			warnx("option --%s takes no value", admin_opts[o]);
+			return ADMIN_USAGE;
+		}
+		a->opt[o] = "";
+	} else if (eq != NULL)
 		a->opt[o] = eq + 1;
 	else if (*i + 1 < argc)
 		a->opt[o] = argv[++*i];
@@ -326,6 +347,40 @@ admin_number(const char *name, const char *s, long min, long max, long def,
 	}
 	*out = v;
 	return ADMIN_OK;
+}
+
+int
+admin_time(const char *name, const char *s, int64_t def_ago_ms,
+    char out[TS_ISO_LEN])
+{
+	int64_t ms;
+
+	if (s == NULL)
+		ms = ts_now_ms() - def_ago_ms;
+	else if (ts_parse(s, &ms) == -1) {
+		warnx("%s must be an ISO 8601 UTC time, like 2026-11-22 or "
+		    "2026-11-22T03:04:05Z", name);
+		return ADMIN_USAGE;
+	}
+	ts_format(ms, out);
+	return ADMIN_OK;
+}
+
+int
+admin_bind_text(struct admin *a, sqlite3_stmt *st, int i, const char *text,
+    const char *doing)
+{
+	int rc;
+
+	if (text == NULL)
+		rc = sqlite3_bind_null(st, i);
+	else
+		rc = sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		admin_dberr(a, doing);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -8,6 +8,10 @@
  * the database before a command runs.
  */
 
+#include <stdint.h>
+
+#include "common/timestamp.h"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
@@ -23,6 +27,12 @@ enum admin_opt {
 	OPT_RATE,
 	OPT_WINDOW,
 	OPT_NAME,
+	OPT_SINCE,
+	OPT_BEFORE,
+	OPT_STATUS,
+	OPT_LIMIT,
+	OPT_FORMAT,
+	OPT_FORCE,		/* a flag: takes no value */
 	OPT_COUNT
 };
 #define ADMIN_OPT(o)	(1U << (o))
@@ -61,6 +71,12 @@ extern const struct admin_cmd key_create_cmd;
 extern const struct admin_cmd key_list_cmd;
 extern const struct admin_cmd key_revoke_cmd;
 extern const struct admin_cmd key_set_rate_cmd;
+extern const struct admin_cmd stats_cmd;
+extern const struct admin_cmd audit_cmd;
+extern const struct admin_cmd executions_cmd;
+extern const struct admin_cmd prune_cmd;
+extern const struct admin_cmd backup_cmd;
+extern const struct admin_cmd export_cmd;
 
 /*
  * Reads s, the value of the argument called name ("--rate"), as a decimal
@@ -69,6 +85,23 @@ extern const struct admin_cmd key_set_rate_cmd;
  */
 int	admin_number(const char *name, const char *s, long min, long max,
 	    long def, long *out);
+
+/*
+ * Reads s, the value of the argument called name ("--since"), as an
+ * ISO 8601 UTC time ("2026-11-22" or "2026-11-22T03:04:05Z"); if s is
+ * NULL, the time def_ago_ms before now.  OUT: out, the time as the
+ * database stores it.  Returns ADMIN_OK, or ADMIN_USAGE after naming
+ * the argument on stderr.
+ */
+int	admin_time(const char *name, const char *s, int64_t def_ago_ms,
+	    char out[TS_ISO_LEN]);
+
+/*
+ * Binds text (or NULL) to parameter i of st.  Returns 0, or -1 after
+ * reporting the error as happening while doing.
+ */
+int	admin_bind_text(struct admin *a, struct sqlite3_stmt *st, int i,
+	    const char *text, const char *doing);
 
 /*
  * Reports the database's last error on stderr, prefixed by what was
@@ -115,7 +148,7 @@ int	project_exists(struct admin *a, const char *project);
  * Returns ADMIN_OK, or ADMIN_FAIL after reporting a database error.
  */
 #define TABLE_CELL_MAX	160
-#define TABLE_COLS_MAX	8
+#define TABLE_COLS_MAX	12
 int	table_print(struct admin *a, struct sqlite3_stmt *st,
 	    const char *const *heads, int ncols);
 
