@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "common/queries.h"
 #include "common/timestamp.h"
 
 #define REPORT_DAY_MS		(24LL * 3600 * 1000)
@@ -51,44 +52,6 @@ const struct admin_cmd executions_cmd = {
 	.exec = executions_exec
 };
 
-/*
- * The same questions, in the same words, as the gateway's GET
- * /api/iris/metrics (src/gateway/store.c ST_METRICS, ST_METRICS_SB,
- * ST_ERROR_TYPES), so that both answer alike, by the rules of
- * sql/002_views.sql: the success rate and the latency are those of the runs
- * of code (ok, error, timeout); nearest rank is the smallest value whose
- * rank is >= ceil(P * n / 100), i.e. rn * 100 >= P * n.
- */
-static const char stats_sql[] =
-    "WITH w AS (SELECT status, duration_ms FROM executions "
-    "WHERE project_id = ?1 AND created_at >= ?2 "
-    "AND status != 'rejected'), "
-    "r AS (SELECT duration_ms, row_number() OVER (ORDER BY duration_ms) "
-    "AS rn, count(*) OVER () AS n FROM w "
-    "WHERE status IN ('ok', 'error', 'timeout')) "
-    "SELECT (SELECT count(*) FROM w), "
-    "(SELECT count(*) FROM w WHERE status = 'ok'), "
-    "(SELECT count(*) FROM w WHERE status IN ('error', 'upstream_error')), "
-    "(SELECT count(*) FROM w WHERE status = 'timeout'), "
-    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 50 * n), "
-    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 95 * n), "
-    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 99 * n), "
-    "(SELECT count(*) FROM sandboxes "
-    "WHERE project_id = ?1 AND status = 'running' "
-    "AND sandbox_id NOT LIKE 'pending-%' "
-    "AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
-    "(SELECT count(*) FROM sandbox_events WHERE project_id = ?1 "
-    "AND created_at >= ?2 AND event = 'created'), "
-    "(SELECT count(*) FROM w WHERE status IN ('ok', 'error', 'timeout'))";
-
-static const char stats_errors_sql[] =
-    "SELECT error_name, count(*) AS c FROM executions "
-    "INDEXED BY executions_project_created "
-    "WHERE project_id = ?1 AND created_at >= ?2 "
-    "AND status IN ('error', 'timeout', 'upstream_error') "
-    "AND error_name IS NOT NULL "
-    "GROUP BY error_name ORDER BY c DESC, error_name LIMIT ?3";
-
 static const char stats_projects_sql[] =
     "SELECT project_id FROM projects "
     "WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id";
@@ -97,11 +60,12 @@ static const char stats_projects_sql[] =
 struct stats {
 	struct admin	*a;
 	const char	*since;
-	sqlite3_stmt	*metrics;
+	sqlite3_stmt	*metrics;	/* the gateway's own queries: */
+	sqlite3_stmt	*sandboxes;	/* common/queries.h */
 	sqlite3_stmt	*errors;
 };
 
-/* Prints column i of st, a count or a duration, or "-" if NULL. */
+/* Prints column i of st, a duration, or "-" if NULL. */
 static void
 stats_line(const char *label, sqlite3_stmt *st, int i)
 {
@@ -110,6 +74,12 @@ stats_line(const char *label, sqlite3_stmt *st, int i)
 	else
 		printf("  %-20s %lld\n", label,
 		    (long long)sqlite3_column_int64(st, i));
+}
+
+static void
+stats_count(const char *label, long long n)
+{
+	printf("  %-20s %lld\n", label, n);
 }
 
 static void
@@ -157,24 +127,32 @@ stats_errors(struct stats *s, const char *project)
 static int
 stats_project(struct stats *s, const char *project)
 {
-	sqlite3_stmt *m = s->metrics;
+	sqlite3_stmt *m = s->metrics, *sb = s->sandboxes;
+	long long ok, err, timeout, upstream;
 
 	sqlite3_reset(m);
-	if (admin_bind_text(s->a, m, 1, project, "stats") == -1)
+	sqlite3_reset(sb);
+	if (admin_bind_text(s->a, m, 1, project, "stats") == -1 ||
+	    admin_bind_text(s->a, sb, 1, project, "stats") == -1)
 		return -1;
-	if (sqlite3_step(m) != SQLITE_ROW)
+	if (sqlite3_step(m) != SQLITE_ROW || sqlite3_step(sb) != SQLITE_ROW)
 		return -1;
+	ok = sqlite3_column_int64(m, 0);
+	err = sqlite3_column_int64(m, 1);
+	timeout = sqlite3_column_int64(m, 2);
+	upstream = sqlite3_column_int64(m, 3);
+	/* As GET /api/iris/metrics words them (src/gateway/metrics.c). */
 	printf("project %s since %s\n", project, s->since);
-	stats_line("executions", m, 0);
-	stats_line("succeeded", m, 1);
-	stats_line("failed", m, 2);
-	stats_line("timed out", m, 3);
-	stats_rate(sqlite3_column_int64(m, 1), sqlite3_column_int64(m, 9));
+	stats_count("executions", ok + err + timeout + upstream);
+	stats_count("succeeded", ok);
+	stats_count("failed", err + upstream);
+	stats_count("timed out", timeout);
+	stats_rate(ok, ok + err + timeout);
 	stats_line("p50 ms", m, 4);
 	stats_line("p95 ms", m, 5);
 	stats_line("p99 ms", m, 6);
-	stats_line("live sandboxes", m, 7);
-	stats_line("sandboxes created", m, 8);
+	stats_line("live sandboxes", sb, 0);
+	stats_line("sandboxes created", sb, 1);
 	return stats_errors(s, project);
 }
 
@@ -218,11 +196,13 @@ stats_exec(struct admin *a)
 		return ADMIN_FAIL;
 	if (project != NULL && project_exists(a, project) != ADMIN_OK)
 		return ADMIN_FAIL;
-	if (admin_prepare(a, stats_sql, &s.metrics) == -1 ||
-	    admin_prepare(a, stats_errors_sql, &s.errors) == -1 ||
+	if (admin_prepare(a, QUERY_METRICS, &s.metrics) == -1 ||
+	    admin_prepare(a, QUERY_METRICS_SANDBOXES, &s.sandboxes) == -1 ||
+	    admin_prepare(a, QUERY_ERROR_TYPES, &s.errors) == -1 ||
 	    admin_prepare(a, stats_projects_sql, &projects) == -1)
 		goto fail;
 	if (admin_bind_text(a, s.metrics, 2, since, "stats") == -1 ||
+	    admin_bind_text(a, s.sandboxes, 2, since, "stats") == -1 ||
 	    admin_bind_text(a, s.errors, 2, since, "stats") == -1 ||
 	    sqlite3_bind_int(s.errors, 3, REPORT_ERRORS_MAX) != SQLITE_OK ||
 	    admin_bind_text(a, projects, 1, project, "stats") == -1)
@@ -237,6 +217,7 @@ stats_exec(struct admin *a)
 fail:
 	sqlite3_finalize(projects);
 	sqlite3_finalize(s.errors);
+	sqlite3_finalize(s.sandboxes);
 	sqlite3_finalize(s.metrics);
 	if (began)
 		sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);

@@ -6,12 +6,15 @@
 #include <string.h>
 
 #include "common/db.h"
+#include "common/queries.h"
 #include "common/log.h"
 #include "gateway/store.h"
 
 #define SB_COLS	"SELECT sandbox_id, project_id, session_id, provider, " \
 	"status, created_at, last_used_at, expires_at, executions, language, " \
 	"idle_timeout_s FROM sandboxes "
+
+#define ERROR_TYPES_MAX	20	/* in GET /api/iris/metrics */
 
 enum stmt_id {
 	ST_PING,
@@ -96,38 +99,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "error_message, duration_ms, stdout_bytes, stderr_bytes, "
 	    "result_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 	    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-	/* Everything since ?2, from the (project_id, created_at) index: the
-	 * cost follows the window, not the table.  The rules of
-	 * sql/002_views.sql: latency over the runs of code (ok, error,
-	 * timeout), percentiles by nearest rank -- the smallest duration
-	 * whose rank is >= ceil(p% of n). */
-	[ST_METRICS] = "WITH w AS (SELECT status, duration_ms FROM executions "
-	    "WHERE project_id = ?1 AND created_at >= ?2 "
-	    "AND status != 'rejected'), "
-	    "r AS (SELECT duration_ms, row_number() OVER (ORDER BY duration_ms) "
-	    "AS rn, count(*) OVER () AS n FROM w "
-	    "WHERE status IN ('ok', 'error', 'timeout')) "
-	    "SELECT (SELECT count(*) FROM w WHERE status = 'ok'), "
-	    "(SELECT count(*) FROM w WHERE status = 'error'), "
-	    "(SELECT count(*) FROM w WHERE status = 'timeout'), "
-	    "(SELECT count(*) FROM w WHERE status = 'upstream_error'), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 50 * n), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 95 * n), "
-	    "(SELECT min(duration_ms) FROM r WHERE rn * 100 >= 99 * n)",
-	[ST_METRICS_SB] = "SELECT (SELECT count(*) FROM sandboxes "
-	    "WHERE project_id = ?1 AND status = 'running' "
-	    "AND sandbox_id NOT LIKE 'pending-%' "
-	    "AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
-	    "(SELECT count(*) FROM sandbox_events WHERE project_id = ?1 "
-	    "AND created_at >= ?2 AND event = 'created')",
-	/* By the window's index: the planner would pick the error-name one
-	 * and read the project's whole history (bench/metrics-scale). */
-	[ST_ERROR_TYPES] = "SELECT error_name, count(*) AS c FROM executions "
-	    "INDEXED BY executions_project_created "
-	    "WHERE project_id = ?1 AND created_at >= ?2 "
-	    "AND status IN ('error', 'timeout', 'upstream_error') "
-	    "AND error_name IS NOT NULL "
-	    "GROUP BY error_name ORDER BY c DESC, error_name LIMIT 20",
+	/* Shared with iris-admin stats: common/queries.h. */
+	[ST_METRICS] = QUERY_METRICS,
+	[ST_METRICS_SB] = QUERY_METRICS_SANDBOXES,
+	[ST_ERROR_TYPES] = QUERY_ERROR_TYPES,
 	/* Newest first by (created_at, execution_id); ULIDs break ties. */
 	[ST_EXEC_LIST] = "SELECT execution_id, created_at, session_id, "
 	    "sandbox_id, language, status, error_name, duration_ms, code_bytes "
@@ -810,6 +785,7 @@ store_metrics(struct store *st, const char *project_id, const char *since,
 	s = stmt(st, ST_ERROR_TYPES);
 	sqlite3_bind_text(s, 1, project_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, since, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, ERROR_TYPES_MAX);
 	rv = STORE_OK;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (fn(arg, (const char *)sqlite3_column_text(s, 0),
