@@ -36,6 +36,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import describe, tail
+
 SRCDIR = Path(os.environ.get("IRIS_SRCDIR") or Path(__file__).resolve().parents[2])
 BUILDDIR = Path(os.environ.get("IRIS_BUILDDIR") or SRCDIR)
 DAEMON = BUILDDIR / "iris-sandboxd"
@@ -80,21 +82,6 @@ def free_port():
 
 def new_key():
     return "e2b_" + secrets.token_hex(20)
-
-
-def tail(path, n=LOG_TAIL):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError as e:
-        return "(%s)" % e
-
-
-def describe(r):
-    """A requests response, for assertion messages."""
-    body = r.content[:800].decode("utf-8", "replace")
-    return "%s %s -> %s %s\n%s" % (r.request.method, r.request.url[:200],
-                                    r.status_code, dict(r.headers), body)
 
 
 # --- host processes -----------------------------------------------------------
