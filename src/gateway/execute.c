@@ -3,8 +3,13 @@
  * asks to run, choosing its sandbox, running it over E2B's protocol, and
  * answering with what it printed, returned, drew and raised -- as one
  * JSON body, or as Server-Sent Events while it runs.
+ *
+ * A failure is set once, in the run's one error slot (run_fail and its
+ * kin), and the caller jumps to the end of execute(): there it is
+ * answered and the executions row written, each in one place.
  */
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,45 +33,274 @@
 
 static const char ID_RULE[] = "1-128 characters of A-Z a-z 0-9 . _ : -";
 
-/* Each field: how to check it and store it into struct exec_req. */
+/* --- failures ------------------------------------------------------------ */
+
+/* The ways an execute call fails: each a row of failures[]. */
+enum fail {
+	FAIL_INVALID,		/* the body is not a valid request */
+	FAIL_CODE_TOO_LARGE,
+	FAIL_PROJECT_MISMATCH,
+	FAIL_NOT_ALLOWED,	/* a package off the allowlist */
+	FAIL_NOT_INSTALLABLE,	/* pip could not install the packages */
+	FAIL_NOT_INSTALLED,	/* a package the local provider lacks */
+	FAIL_NO_SANDBOX,	/* no such live sandbox in the project */
+	FAIL_SANDBOX_LIMIT,
+	FAIL_DATABASE,
+	FAIL_NO_PROVIDER,	/* none is configured */
+	FAIL_UNREACHABLE,	/* the provider: cannot be reached, */
+	FAIL_AT_CAPACITY,	/* its 429, */
+	FAIL_PROVIDER_TIMEOUT,	/* no answer in time, */
+	FAIL_PROVIDER,		/* anything else (see provider_fail) */
+	FAIL_LOST,		/* it no longer has the sandbox */
+	FAIL_CLIENT_GONE,	/* before the run began */
+	FAIL_INTERRUPTED,	/* while it ran */
+	FAIL_REFUSED		/* by the router, before execute() */
+};
+
+/* How each kind of failure is answered and recorded. */
+static const struct failure {
+	int		 status;	/* HTTP; 0: none (the client is gone) */
+	const char	*code;		/* the error envelope's code */
+	const char	*field;		/* the field it is about, or NULL */
+	const char	*message;	/* for the caller; NULL: run_failf's */
+	int		 retry_after;	/* seconds for Retry-After, or 0 */
+	const char	*row_status;	/* executions.status */
+	const char	*row_name;	/* its error_name; NULL: req->error_code */
+	const char	*row_message;	/* its error_message; NULL: given */
+} failures[] = {
+	[FAIL_INVALID] = { .status = 400, .code = "invalid_request",
+	    .row_status = "rejected", .row_name = "invalid_request",
+	    .row_message = "invalid request" },
+	[FAIL_CODE_TOO_LARGE] = { .status = 413, .code = "code_too_large",
+	    .row_status = "rejected", .row_name = "code_too_large",
+	    .row_message = "invalid request" },
+	[FAIL_PROJECT_MISMATCH] = { .status = 403, .code = "project_mismatch",
+	    .field = "projectId",
+	    .message = "projectId is not the project of this API key",
+	    .row_status = "rejected", .row_name = "project_mismatch",
+	    .row_message = "invalid request" },
+	[FAIL_NOT_ALLOWED] = { .status = 400, .code = "invalid_request",
+	    .row_status = "rejected", .row_name = "invalid_request",
+	    .row_message = "package not allowed" },
+	[FAIL_NOT_INSTALLABLE] = { .status = 400, .code = "invalid_request",
+	    .field = "packages",
+	    .message = "the packages could not be installed",
+	    .row_status = "rejected", .row_name = "invalid_request",
+	    .row_message = "packages could not be installed" },
+	[FAIL_NOT_INSTALLED] = { .status = 400, .code = "invalid_request",
+	    .row_status = "rejected", .row_name = "invalid_request",
+	    .row_message = "a package is not installed" },
+	[FAIL_NO_SANDBOX] = { .status = 404, .code = "sandbox_not_found",
+	    .field = "sandboxId",
+	    .message = "no live sandbox with that id in this project",
+	    .row_status = "rejected", .row_name = "sandbox_not_found",
+	    .row_message = "no such sandbox" },
+	[FAIL_SANDBOX_LIMIT] = { .status = 429, .code = "sandbox_limit",
+	    .row_status = "rejected", .row_name = "sandbox_limit",
+	    .row_message = "sandbox limit reached" },
+	[FAIL_DATABASE] = { .status = 503, .code = "unavailable",
+	    .message = "the database is not answering; try again shortly",
+	    .row_status = "upstream_error", .row_name = "DatabaseError",
+	    .row_message = "database" },
+	[FAIL_NO_PROVIDER] = { .status = 503, .code = "unavailable",
+	    .message = "no sandbox provider is configured (E2B_API_URL)",
+	    .row_status = "upstream_error", .row_name = "ProviderError",
+	    .row_message = "no provider" },
+	[FAIL_UNREACHABLE] = { .status = 503, .code = "unavailable",
+	    .message = "the sandbox provider cannot be reached; try again "
+	    "shortly",
+	    .row_status = "upstream_error", .row_name = "ProviderError" },
+	[FAIL_AT_CAPACITY] = { .status = 503, .code = "unavailable",
+	    .message = "the sandbox provider is at capacity; try again "
+	    "shortly", .retry_after = 10,
+	    .row_status = "upstream_error", .row_name = "ProviderError" },
+	[FAIL_PROVIDER_TIMEOUT] = { .status = 504, .code = "upstream_timeout",
+	    .message = "the sandbox provider did not answer in time",
+	    .row_status = "upstream_error", .row_name = "ProviderError" },
+	[FAIL_PROVIDER] = { .status = 502, .code = "upstream_error",
+	    .message = "the sandbox provider failed or answered something "
+	    "unusable",
+	    .row_status = "upstream_error", .row_name = "ProviderError" },
+	[FAIL_LOST] = { .status = 404, .code = "sandbox_not_found",
+	    .row_status = "upstream_error", .row_name = "ProviderError",
+	    .row_message = "the sandbox was lost" },
+	[FAIL_CLIENT_GONE] = { .row_status = "error",
+	    .row_name = "ClientDisconnected",
+	    .row_message = "the client went away" },
+	[FAIL_INTERRUPTED] = { .row_status = "error",
+	    .row_name = "ClientDisconnected",
+	    .row_message = "the client went away before the code finished; "
+	    "it was interrupted" },
+	[FAIL_REFUSED] = { .row_status = "rejected",
+	    .row_message = "refused before it ran" },
+};
+
+/* The one failure of a call: its kind, and what the kind leaves open. */
+struct run_error {
+	const struct failure	*kind;		/* NULL: none (yet) */
+	const char		*field;		/* or NULL */
+	char			 message[512];	/* reply_error's limit */
+	int			 retry_after;	/* seconds, or 0: no header */
+	const char		*row_message;	/* static */
+};
+
+/* --- one execution ------------------------------------------------------- */
+
+struct run {
+	struct request		*req;
+	struct exec_req		*er;
+	struct outcome		 out;
+	struct lease		 lease;
+	int			 stream;
+	int			 client_gone;
+	char			 execution_id[IDS_ULID_BUFSZ];
+	char			 started_at[TS_ISO_LEN];
+	int64_t			 t0;		/* monotonic */
+	struct json_object	*installed;	/* packagesInstalled */
+	struct run_error	 err;
+};
+
+/* Sets the run's failure, all as failures[f] says.  Returns -1. */
+static int
+run_fail(struct run *r, enum fail f)
+{
+	const struct failure *k = &failures[f];
+
+	r->err.kind = k;
+	r->err.field = k->field;
+	snprintf(r->err.message, sizeof(r->err.message), "%s",
+	    k->message ? k->message : "");
+	r->err.retry_after = k->retry_after;
+	r->err.row_message = k->row_message;
+	return -1;
+}
+
+/* Sets the run's failure f, about field (or NULL), with its own message. */
+static int
+run_failf(struct run *r, enum fail f, const char *field, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static int
+run_failf(struct run *r, enum fail f, const char *field, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	run_fail(r, f);
+	r->err.field = field;
+	va_start(ap, fmt);
+	vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * Sets a failure of the provider, the kind by st; its row says row_message
+ * (static), or NULL: st's own text.  Returns -1.
+ */
+static int
+provider_fail(struct run *r, enum e2b_status st, const char *row_message)
+{
+	switch (st) {
+	case E2B_UNREACHABLE:
+		run_fail(r, FAIL_UNREACHABLE);
+		break;
+	case E2B_LIMIT:
+		run_fail(r, FAIL_AT_CAPACITY);
+		break;
+	case E2B_TIMEOUT:
+		run_fail(r, FAIL_PROVIDER_TIMEOUT);
+		break;
+	default:
+		run_fail(r, FAIL_PROVIDER);
+		break;
+	}
+	r->err.row_message = row_message ? row_message : e2b_strerror(st);
+	return -1;
+}
+
+/* Sends one Server-Sent Event; -1 once the client is gone. */
+static int
+sse(struct run *r, const char *name, struct json_object *data)
+{
+	struct buf b;
+	int rv;
+
+	buf_init(&b, (size_t)64 << 20);
+	rv = buf_printf(&b, "event: %s\ndata: %s\n\n", name,
+	    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (rv == 0)
+		rv = request_stream_write(r->req, b.data, b.len);
+	buf_release(&b);
+	return rv;
+}
+
+/*
+ * Answers the caller with the run's failure: the error envelope; or, once
+ * a stream's headers are sent, the envelope's error and done events.
+ */
+static void
+reply_failure(struct run *r)
+{
+	const struct failure *k = r->err.kind;
+	struct request *req = r->req;
+	struct json_object *env;
+
+	if (k->status == 0)
+		return;		/* nobody to tell */
+	if (r->err.retry_after > 0 && !req->streamed)
+		reply_header(req, "Retry-After", "%d", r->err.retry_after);
+	reply_error(req, k->status, k->code, r->err.field, "%s",
+	    r->err.message);
+	if (!req->streamed)
+		return;
+	/* Headers are gone: the error travels as events. */
+	if ((env = json_tokener_parse(req->out.data)) != NULL) {
+		sse(r, "error", json_object_object_get(env, "error"));
+		sse(r, "done", env);
+		json_object_put(env);
+	}
+}
+
+/* --- the request's fields ------------------------------------------------ */
+
+/* Each field: how to check it and store it into the run's exec_req. */
 struct field {
 	const char	*name;
-	int		(*check)(struct request *, const struct field *,
-			    struct json_object *, struct exec_req *);
+	int		(*check)(struct run *, const struct field *,
+			    struct json_object *);
 	size_t		 offset;	/* where the result goes in exec_req */
 };
 
 static int
-bad(struct request *req, const char *field, const char *what)
+bad(struct run *r, const char *field, const char *what)
 {
-	reply_error(req, 400, "invalid_request", field, "%s %s", field, what);
-	return -1;
+	return run_failf(r, FAIL_INVALID, field, "%s %s", field, what);
 }
 
 static int
-check_code(struct request *req, const struct field *f, struct json_object *v,
-    struct exec_req *er)
+check_code(struct run *r, const struct field *f, struct json_object *v)
 {
+	struct exec_req *er = r->er;
+
 	if (!json_object_is_type(v, json_type_string))
-		return bad(req, f->name, "must be a string");
+		return bad(r, f->name, "must be a string");
 	er->code = json_object_get_string(v);
 	er->code_len = (size_t)json_object_get_string_len(v);
 	if (er->code_len == 0)
-		return bad(req, f->name, "must not be empty");
+		return bad(r, f->name, "must not be empty");
 	if (memchr(er->code, '\0', er->code_len) != NULL)
-		return bad(req, f->name, "must not contain NUL characters");
-	if (er->code_len > (size_t)req->cfg->max_code) {
-		reply_error(req, 413, "code_too_large", f->name,
+		return bad(r, f->name, "must not contain NUL characters");
+	if (er->code_len > (size_t)r->req->cfg->max_code)
+		return run_failf(r, FAIL_CODE_TOO_LARGE, f->name,
 		    "code is %zu bytes; the limit is %ld bytes", er->code_len,
-		    req->cfg->max_code);
-		return -1;
-	}
+		    r->req->cfg->max_code);
 	return 0;
 }
 
 static int
-check_language(struct request *req, const struct field *f,
-    struct json_object *v, struct exec_req *er)
+check_language(struct run *r, const struct field *f, struct json_object *v)
 {
 	static const char *const names[][2] = {
 		{ "python", "python" }, { "javascript", "javascript" },
@@ -80,76 +314,65 @@ check_language(struct request *req, const struct field *f,
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if ((size_t)json_object_get_string_len(v) ==
 			    strlen(names[i][0]) && strcmp(s, names[i][0]) == 0) {
-				er->language = names[i][1];
+				r->er->language = names[i][1];
 				return 0;
 			}
 	}
-	return bad(req, f->name, "must be one of python, javascript (js), bash");
+	return bad(r, f->name, "must be one of python, javascript (js), bash");
+}
+
+/* 1 if v is a string that is a valid id. */
+static int
+id_ok(struct json_object *v)
+{
+	return json_object_is_type(v, json_type_string) &&
+	    ids_valid(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v));
 }
 
 /* An id field; its value goes to *(const char **)(er + offset). */
 static int
-check_id(struct request *req, const struct field *f, struct json_object *v,
-    struct exec_req *er)
+check_id(struct run *r, const struct field *f, struct json_object *v)
 {
-	if (!json_object_is_type(v, json_type_string) ||
-	    !ids_valid(json_object_get_string(v),
-	    (size_t)json_object_get_string_len(v))) {
-		reply_error(req, 400, "invalid_request", f->name,
+	if (!id_ok(v))
+		return run_failf(r, FAIL_INVALID, f->name,
 		    "%s must be a string of %s", f->name, ID_RULE);
-		return -1;
-	}
-	*(const char **)(void *)((char *)er + f->offset) =
+	*(const char **)(void *)((char *)r->er + f->offset) =
 	    json_object_get_string(v);
 	return 0;
 }
 
 static int
-check_project(struct request *req, const struct field *f,
-    struct json_object *v, struct exec_req *er)
+check_project(struct run *r, const struct field *f, struct json_object *v)
 {
-	const char *project = NULL;
-
-	(void)er;
-	if (!json_object_is_type(v, json_type_string) ||
-	    !ids_valid(json_object_get_string(v),
-	    (size_t)json_object_get_string_len(v))) {
-		reply_error(req, 400, "invalid_request", f->name,
+	if (!id_ok(v))
+		return run_failf(r, FAIL_INVALID, f->name,
 		    "%s must be a string of %s", f->name, ID_RULE);
-		return -1;
-	}
-	project = json_object_get_string(v);
-	if (strcmp(project, req->project_id) != 0) {
-		reply_error(req, 403, "project_mismatch", f->name,
-		    "projectId is not the project of this API key");
-		return -1;
-	}
+	if (strcmp(json_object_get_string(v), r->req->project_id) != 0)
+		return run_fail(r, FAIL_PROJECT_MISMATCH);
 	return 0;
 }
 
 static int
-check_context(struct request *req, const struct field *f,
-    struct json_object *v, struct exec_req *er)
+check_context(struct run *r, const struct field *f, struct json_object *v)
 {
 	if (!json_object_is_type(v, json_type_object))
-		return bad(req, f->name, "must be a JSON object");
-	er->context = v;
+		return bad(r, f->name, "must be a JSON object");
+	r->er->context = v;
 	return 0;
 }
 
 static int
-check_timeout(struct request *req, const struct field *f,
-    struct json_object *v, struct exec_req *er)
+check_timeout(struct run *r, const struct field *f, struct json_object *v)
 {
 	int64_t t;
 
 	if (!json_object_is_type(v, json_type_int) ||
-	    (t = json_object_get_int64(v)) < 1 || t > EXEC_TIMEOUT_MAX) {
-		reply_error(req, 400, "invalid_request", f->name,
-		    "timeout must be an integer from 1 to %d", EXEC_TIMEOUT_MAX);
-		return -1;
-	}
-	er->timeout_s = (int)t;
+	    (t = json_object_get_int64(v)) < 1 || t > EXEC_TIMEOUT_MAX)
+		return run_failf(r, FAIL_INVALID, f->name,
+		    "timeout must be an integer from 1 to %d",
+		    EXEC_TIMEOUT_MAX);
+	r->er->timeout_s = (int)t;
 	return 0;
 }
 
@@ -169,35 +392,35 @@ env_name_ok(const char *s)
 	return i <= ENV_NAME_MAX;
 }
 
+/* 1 if v is a string of at most ENV_VALUE_MAX bytes without NUL. */
 static int
-check_env(struct request *req, const struct field *f, struct json_object *v,
-    struct exec_req *er)
+env_value_ok(struct json_object *v)
+{
+	return json_object_is_type(v, json_type_string) &&
+	    json_object_get_string_len(v) <= ENV_VALUE_MAX &&
+	    memchr(json_object_get_string(v), '\0',
+	    (size_t)json_object_get_string_len(v)) == NULL;
+}
+
+static int
+check_env(struct run *r, const struct field *f, struct json_object *v)
 {
 	if (!json_object_is_type(v, json_type_object))
-		return bad(req, f->name, "must be an object of strings");
-	if (json_object_object_length(v) > EXEC_MAX_ENV_VARS) {
-		reply_error(req, 400, "invalid_request", f->name,
+		return bad(r, f->name, "must be an object of strings");
+	if (json_object_object_length(v) > EXEC_MAX_ENV_VARS)
+		return run_failf(r, FAIL_INVALID, f->name,
 		    "envVars may hold at most %d variables", EXEC_MAX_ENV_VARS);
-		return -1;
-	}
 	json_object_object_foreach(v, name, val) {
-		if (!env_name_ok(name)) {
-			reply_error(req, 400, "invalid_request", f->name,
+		if (!env_name_ok(name))
+			return run_failf(r, FAIL_INVALID, f->name,
 			    "envVars names must match [A-Za-z_][A-Za-z0-9_]* "
 			    "(at most %d characters)", ENV_NAME_MAX);
-			return -1;
-		}
-		if (!json_object_is_type(val, json_type_string) ||
-		    json_object_get_string_len(val) > ENV_VALUE_MAX ||
-		    memchr(json_object_get_string(val), '\0',
-		    (size_t)json_object_get_string_len(val)) != NULL) {
-			reply_error(req, 400, "invalid_request", f->name,
+		if (!env_value_ok(val))
+			return run_failf(r, FAIL_INVALID, f->name,
 			    "envVars.%.64s must be a string of at most %d "
 			    "bytes without NUL", name, ENV_VALUE_MAX);
-			return -1;
-		}
 	}
-	er->env_vars = v;
+	r->er->env_vars = v;
 	return 0;
 }
 
@@ -223,26 +446,21 @@ package_ok(struct json_object *v)
 }
 
 static int
-check_packages(struct request *req, const struct field *f,
-    struct json_object *v, struct exec_req *er)
+check_packages(struct run *r, const struct field *f, struct json_object *v)
 {
 	size_t i, n;
 
 	if (!json_object_is_type(v, json_type_array))
-		return bad(req, f->name, "must be an array of package names");
-	if ((n = json_object_array_length(v)) > EXEC_MAX_PACKAGES) {
-		reply_error(req, 400, "invalid_request", f->name,
+		return bad(r, f->name, "must be an array of package names");
+	if ((n = json_object_array_length(v)) > EXEC_MAX_PACKAGES)
+		return run_failf(r, FAIL_INVALID, f->name,
 		    "packages may list at most %d names", EXEC_MAX_PACKAGES);
-		return -1;
-	}
 	for (i = 0; i < n; i++)
-		if (!package_ok(json_object_array_get_idx(v, i))) {
-			reply_error(req, 400, "invalid_request", f->name,
+		if (!package_ok(json_object_array_get_idx(v, i)))
+			return run_failf(r, FAIL_INVALID, f->name,
 			    "packages[%zu] must be a package name: letters, "
 			    "digits and . _ - (at most %d)", i, PACKAGE_MAX);
-			return -1;
-		}
-	er->packages = v;
+	r->er->packages = v;
 	return 0;
 }
 
@@ -273,66 +491,46 @@ find_field(const char *name)
 	return NULL;
 }
 
-int
-execute_parse(struct request *req, struct exec_req *er)
+/*
+ * Fills r->er from the body, its defaults first: even a refused request
+ * names a language for its row.  Returns 0, or -1 with the failure set.
+ */
+static int
+parse(struct run *r)
 {
+	struct exec_req *er = r->er;
 	const struct field *f;
 
 	memset(er, 0, sizeof(*er));
 	er->language = "python";
 	er->timeout_s = EXEC_TIMEOUT_DEFAULT;
-	json_object_object_foreach(req->body, name, val) {
-		if ((f = find_field(name)) == NULL) {
-			reply_error(req, 400, "invalid_request", name,
+	json_object_object_foreach(r->req->body, name, val) {
+		if ((f = find_field(name)) == NULL)
+			return run_failf(r, FAIL_INVALID, name,
 			    "unknown field '%.64s'", name);
-			return -1;
-		}
 		/* JSON null means "not given" for every optional field. */
 		if (val == NULL && f->check != check_code)
 			continue;
-		if (f->check(req, f, val, er) == -1)
+		if (f->check(r, f, val) == -1)
 			return -1;
 	}
 	if (er->code == NULL)
-		return bad(req, "code", "is required");
+		return bad(r, "code", "is required");
 	return 0;
 }
 
-/* --- one execution ------------------------------------------------------- */
-
-struct run {
-	struct request		*req;
-	struct exec_req		*er;
-	struct outcome		 out;
-	struct lease		 lease;
-	int			 stream;
-	int			 client_gone;
-	char			 execution_id[IDS_ULID_BUFSZ];
-	char			 started_at[TS_ISO_LEN];
-	int64_t			 t0;		/* monotonic */
-	struct json_object	*installed;	/* packagesInstalled */
-	/* For the executions row. */
-	const char		*status;
-	const char		*error_name;
-	char			 error_message[256];
-};
-
-/* Sends one Server-Sent Event; -1 once the client is gone. */
-static int
-sse(struct run *r, const char *name, struct json_object *data)
+int
+execute_parse(struct request *req, struct exec_req *er)
 {
-	struct buf b;
-	int rv;
+	struct run r = { .req = req, .er = er };
 
-	buf_init(&b, (size_t)64 << 20);
-	rv = buf_printf(&b, "event: %s\ndata: %s\n\n", name,
-	    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
-	if (rv == 0)
-		rv = request_stream_write(r->req, b.data, b.len);
-	buf_release(&b);
-	return rv;
+	if (parse(&r) == 0)
+		return 0;
+	reply_failure(&r);
+	return -1;
 }
+
+/* --- running it ---------------------------------------------------------- */
 
 static int
 on_event(void *arg, struct json_object *ev)
@@ -381,39 +579,6 @@ helper_run(struct run *r, const char *code, const char *language,
 	outcome_init(o, 1 << 20);
 	return e2b_execute(r->req->e2b, &r->lease.sb, code, strlen(code),
 	    language, env, 60000, collect_event, o, &started);
-}
-
-/* The error envelope's status and code for a provider failure. */
-static void
-provider_error(struct request *req, enum e2b_status st)
-{
-	switch (st) {
-	case E2B_UNREACHABLE:
-		reply_error(req, 503, "unavailable", NULL, "the sandbox "
-		    "provider cannot be reached; try again shortly");
-		break;
-	case E2B_LIMIT:
-		reply_header(req, "Retry-After", "%d", 10);
-		reply_error(req, 503, "unavailable", NULL, "the sandbox "
-		    "provider is at capacity; try again shortly");
-		break;
-	case E2B_TIMEOUT:
-		reply_error(req, 504, "upstream_timeout", NULL, "the sandbox "
-		    "provider did not answer in time");
-		break;
-	default:
-		reply_error(req, 502, "upstream_error", NULL, "the sandbox "
-		    "provider failed or answered something unusable");
-		break;
-	}
-}
-
-static void
-fail(struct run *r, const char *status, const char *name, const char *msg)
-{
-	r->status = status;
-	r->error_name = name;
-	snprintf(r->error_message, sizeof(r->error_message), "%s", msg);
 }
 
 /* What a helper run reports follows this marker on a line of its own. */
@@ -504,89 +669,105 @@ check_allowlist(struct run *r)
 
 	for (i = 0; i < n; i++) {
 		p = json_object_get_string(json_object_array_get_idx(pkgs, i));
-		if (!allowed(r->req->cfg->packages, p)) {
-			reply_error(r->req, 400, "invalid_request", "packages",
+		if (!allowed(r->req->cfg->packages, p))
+			return run_failf(r, FAIL_NOT_ALLOWED, "packages",
 			    "package '%s' is not on this server's allowlist",
 			    p);
-			return -1;
-		}
 	}
 	return 0;
 }
 
 /*
+ * The helper run that provides pkgs: on E2B cloud (pip) it installs them;
+ * else it prints, after PKG_MARK, the JSON list of those that cannot be
+ * imported.  OUT: code.
+ */
+static void
+package_script(struct buf *code, struct json_object *pkgs, int pip)
+{
+	size_t i, n = json_object_array_length(pkgs);
+	const char *p;
+
+	if (pip) {
+		buf_puts(code, "pip install --quiet --disable-pip-version-check");
+		for (i = 0; i < n; i++)
+			buf_printf(code, " '%s'", json_object_get_string(
+			    json_object_array_get_idx(pkgs, i)));
+		return;
+	}
+	buf_puts(code, "import importlib.util as _u, json as _j\n"
+	    "print('" PKG_MARK "' + _j.dumps([p for p, m in [");
+	for (i = 0; i < n; i++) {
+		p = json_object_get_string(json_object_array_get_idx(pkgs, i));
+		buf_printf(code, "('%s', '%s'), ", p, import_name(p));
+	}
+	buf_puts(code, "] if _u.find_spec(m) is None]), flush=True)\n"
+	    "del _u, _j");
+}
+
+/* After pip (o): the packages are installed.  Returns 0, or -1 (failure). */
+static int
+packages_installed(struct run *r, struct outcome *o)
+{
+	struct json_object *pkgs = r->er->packages;
+	size_t i, n = json_object_array_length(pkgs);
+
+	if (outcome_failed(o))
+		return run_fail(r, FAIL_NOT_INSTALLABLE);
+	for (i = 0; i < n; i++)
+		json_object_array_add(r->installed,
+		    json_object_get(json_object_array_get_idx(pkgs, i)));
+	return 0;
+}
+
+/* After the check (o): none is missing.  Returns 0, or -1 (failure). */
+static int
+packages_present(struct run *r, struct outcome *o)
+{
+	struct json_object *missing;
+	int rv = 0;
+
+	if ((missing = marked_json(o)) == NULL ||
+	    !json_object_is_type(missing, json_type_array)) {
+		json_object_put(missing);
+		return provider_fail(r, E2B_BAD, "package check");
+	}
+	pass_on(r, o);
+	if (json_object_array_length(missing) > 0)
+		rv = run_failf(r, FAIL_NOT_INSTALLED, "packages",
+		    "package '%s' is not installed in this sandbox provider",
+		    json_object_get_string(json_object_array_get_idx(missing,
+		    0)));
+	json_object_put(missing);
+	return rv;
+}
+
+/*
  * Packages: on E2B cloud, installed with pip before the run; here (no
  * network in a sandbox) they must already be importable, else 400.
+ * Returns 0, or -1 with the failure set.
  */
 static int
 prepare_packages(struct run *r)
 {
-	struct json_object *pkgs = r->er->packages, *missing;
+	struct json_object *pkgs = r->er->packages;
+	int pip = strcmp(r->req->cfg->provider, "e2b") == 0;
 	struct outcome o;
 	struct buf code;
 	enum e2b_status st;
-	size_t i, n = pkgs ? json_object_array_length(pkgs) : 0;
-	const char *p;
-	int rv = 0;
+	int rv;
 
 	r->installed = json_object_new_array();
-	if (n == 0)
+	if (pkgs == NULL || json_object_array_length(pkgs) == 0)
 		return 0;
 	buf_init(&code, 64 * 1024);
-	if (strcmp(r->req->cfg->provider, "e2b") == 0) {
-		buf_puts(&code, "pip install --quiet --disable-pip-version-check");
-		for (i = 0; i < n; i++)
-			buf_printf(&code, " '%s'", json_object_get_string(
-			    json_object_array_get_idx(pkgs, i)));
-		st = helper_run(r, code.data, "bash", NULL, &o);
-	} else {
-		buf_puts(&code, "import importlib.util as _u, json as _j\n"
-		    "print('" PKG_MARK "' + _j.dumps([p for p, m in [");
-		for (i = 0; i < n; i++) {
-			p = json_object_get_string(json_object_array_get_idx(
-			    pkgs, i));
-			buf_printf(&code, "('%s', '%s'), ", p, import_name(p));
-		}
-		buf_puts(&code, "] if _u.find_spec(m) is None]), flush=True)\n"
-		    "del _u, _j");
-		st = helper_run(r, code.data, "python", NULL, &o);
-	}
+	package_script(&code, pkgs, pip);
+	st = helper_run(r, code.data, pip ? "bash" : "python", NULL, &o);
 	buf_release(&code);
-	if (st != E2B_OK) {
-		provider_error(r->req, st);
-		fail(r, "upstream_error", "ProviderError", e2b_strerror(st));
-		rv = -1;
-	} else if (strcmp(r->req->cfg->provider, "e2b") == 0) {
-		if (outcome_failed(&o)) {
-			reply_error(r->req, 400, "invalid_request", "packages",
-			    "the packages could not be installed");
-			fail(r, "rejected", "invalid_request",
-			    "packages could not be installed");
-			rv = -1;
-		} else
-			for (i = 0; i < n; i++)
-				json_object_array_add(r->installed,
-				    json_object_get(json_object_array_get_idx(
-				    pkgs, i)));
-	} else if ((missing = marked_json(&o)) == NULL ||
-	    !json_object_is_type(missing, json_type_array)) {
-		json_object_put(missing);
-		provider_error(r->req, E2B_BAD);
-		fail(r, "upstream_error", "ProviderError", "package check");
-		rv = -1;
-	} else {
-		pass_on(r, &o);
-		if (json_object_array_length(missing) > 0) {
-			reply_error(r->req, 400, "invalid_request", "packages",
-			    "package '%s' is not installed in this sandbox "
-			    "provider", json_object_get_string(
-			    json_object_array_get_idx(missing, 0)));
-			fail(r, "rejected", "invalid_request",
-			    "a package is not installed");
-			rv = -1;
-		}
-		json_object_put(missing);
-	}
+	if (st != E2B_OK)
+		rv = provider_fail(r, st, NULL);
+	else
+		rv = pip ? packages_installed(r, &o) : packages_present(r, &o);
 	outcome_release(&o);
 	return rv;
 }
@@ -595,6 +776,8 @@ prepare_packages(struct run *r)
  * context: handed over in the environment (IRIS_CONTEXT) so the user's
  * code is not touched and its line numbers stay; Python and JavaScript
  * read it into variables in a run of their own first, bash reads it.
+ * OUT: *env, the user's run's environment.  Returns 0, or -1 with the
+ * failure set (and *env NULL).
  */
 static int
 prepare_context(struct run *r, struct json_object **env)
@@ -638,12 +821,10 @@ prepare_context(struct run *r, struct json_object **env)
 		pass_on(r, &o);
 	outcome_release(&o);
 	if (st != E2B_OK || failed) {
-		provider_error(r->req, st == E2B_OK ? E2B_BAD : st);
-		fail(r, "upstream_error", "ProviderError",
-		    "the context could not be handed over");
 		json_object_put(*env);
 		*env = NULL;
-		return -1;
+		return provider_fail(r, st == E2B_OK ? E2B_BAD : st,
+		    "the context could not be handed over");
 	}
 	return 0;
 }
@@ -689,72 +870,70 @@ answer(struct run *r, long ms)
 	return body;
 }
 
-/* The outcome's status for the executions row. */
-static void
-classify(struct run *r)
-{
-	struct json_object *e = r->out.error, *v;
-
-	if (e == NULL) {
-		r->status = "ok";
-		return;
-	}
-	r->error_name = json_object_object_get_ex(e, "name", &v) ?
-	    json_object_get_string(v) : "Error";
-	snprintf(r->error_message, sizeof(r->error_message), "%s",
-	    json_object_object_get_ex(e, "value", &v) ?
-	    json_object_get_string(v) : "");
-	r->status = strcmp(r->error_name, "TimeoutError") == 0 ? "timeout" :
-	    "error";
-}
-
-/* Maps a lease failure to an answer. */
-static void
-lease_error(struct run *r, enum lease_err err, enum e2b_status pst)
-{
-	struct request *req = r->req;
-
-	switch (err) {
-	case LEASE_NOT_FOUND:
-		reply_error(req, 404, "sandbox_not_found", "sandboxId",
-		    "no live sandbox with that id in this project");
-		fail(r, "rejected", "sandbox_not_found", "no such sandbox");
-		break;
-	case LEASE_LIMIT:
-		reply_error(req, 429, "sandbox_limit", NULL, "this project "
-		    "already has its maximum of %ld live sandboxes; close one "
-		    "(DELETE /api/iris/sandbox) or let one expire",
-		    req->cfg->project_sandboxes);
-		fail(r, "rejected", "sandbox_limit", "sandbox limit reached");
-		break;
-	case LEASE_DB:
-		reply_error(req, 503, "unavailable", NULL,
-		    "the database is not answering; try again shortly");
-		fail(r, "upstream_error", "DatabaseError", "database");
-		break;
-	default:
-		provider_error(req, pst);
-		fail(r, "upstream_error", "ProviderError", e2b_strerror(pst));
-		break;
-	}
-}
-
-/* The provider no longer has the sandbox: its state is gone. */
-static void
+/* The provider no longer has the sandbox: its state is gone.  Returns -1. */
+static int
 lost_sandbox(struct run *r)
 {
-	reply_error(r->req, 404, "sandbox_not_found", NULL, "the sandbox is "
-	    "gone at the provider (it expired or was lost) and its state with "
-	    "it; send the request again%s to start afresh",
+	return run_failf(r, FAIL_LOST, NULL, "the sandbox is gone at the "
+	    "provider (it expired or was lost) and its state with it; send "
+	    "the request again%s to start afresh",
 	    r->er->sandbox_id ? " without sandboxId" : "");
-	fail(r, "upstream_error", "ProviderError", "the sandbox was lost");
 }
 
-/* Runs the user's code; the lease is held.  Answers in every case. */
-static void
+/* Sets the failure of a lease not had (err; pst the provider's). */
+static int
+lease_fail(struct run *r, enum lease_err err, enum e2b_status pst)
+{
+	switch (err) {
+	case LEASE_NOT_FOUND:
+		return run_fail(r, FAIL_NO_SANDBOX);
+	case LEASE_LIMIT:
+		return run_failf(r, FAIL_SANDBOX_LIMIT, NULL, "this project "
+		    "already has its maximum of %ld live sandboxes; close one "
+		    "(DELETE /api/iris/sandbox) or let one expire",
+		    r->req->cfg->project_sandboxes);
+	case LEASE_DB:
+		return run_fail(r, FAIL_DATABASE);
+	default:
+		return provider_fail(r, pst, NULL);
+	}
+}
+
+/*
+ * Finds or creates the run's sandbox and holds it for the run.  Returns
+ * 0 with r->lease held, or -1 with the failure set and nothing held.
+ */
+static int
+take_lease(struct run *r)
+{
+	struct request *req = r->req;
+	struct exec_req *er = r->er;
+	enum lease_err lerr;
+	enum e2b_status pst;
+
+	/* The run gets its whole timeout on top of the idle lifetime,
+	 * plus a minute for the context and package runs before it. */
+	lerr = lease_acquire(req, er->sandbox_id, er->session_id, er->language,
+	    req->cfg->idle_timeout_s, er->timeout_s + 60, 0, &r->lease, &pst);
+	if (lerr == LEASE_OK && !r->lease.created)
+		lerr = lease_hold(req, &r->lease, er->timeout_s + 60, &pst);
+	if (lerr == LEASE_PROVIDER && pst == E2B_NOT_FOUND &&
+	    !r->lease.created && r->lease.row.sandbox_id[0]) {
+		lease_release(req, &r->lease, 0, 1);
+		return lost_sandbox(r);
+	}
+	return lerr == LEASE_OK ? 0 : lease_fail(r, lerr, pst);
+}
+
+/*
+ * Runs the user's code; the lease is held, and released here.  Returns 0
+ * once the caller has its answer, or -1 with the failure set.
+ */
+static int
 run_code(struct run *r, struct json_object *env)
 {
 	struct request *req = r->req;
+	struct json_object *body;
 	enum e2b_status st;
 	int64_t t_run;
 	int started, lost;
@@ -762,9 +941,8 @@ run_code(struct run *r, struct json_object *env)
 
 	if (r->stream && request_stream_begin(req) == -1) {
 		r->client_gone = 1;
-		fail(r, "error", "ClientDisconnected", "the client went away");
 		lease_release(req, &r->lease, 0, 0);
-		return;
+		return run_fail(r, FAIL_CLIENT_GONE);
 	}
 	/* executionTime is the run's own, not the sandbox's creation. */
 	t_run = ts_mono_ms();
@@ -779,38 +957,49 @@ run_code(struct run *r, struct json_object *env)
 	}
 	lost = st == E2B_NOT_FOUND;
 	lease_release(req, &r->lease, st == E2B_OK || started ? 1 : 0, lost);
-	if (r->client_gone) {
-		fail(r, "error", "ClientDisconnected", "the client went away "
-		    "before the code finished; it was interrupted");
-		return;
-	}
-	if (st == E2B_OK || (st == E2B_TIMEOUT && started)) {
-		struct json_object *body = answer(r, ms);
-
-		classify(r);
-		if (r->stream) {
-			sse(r, "done", body);
-			json_object_put(body);
-		} else
-			reply_json(req, 200, body);
-		return;
-	}
-	if (lost) {
-		lost_sandbox(r);
-	} else {
-		provider_error(req, st);
-		fail(r, "upstream_error", "ProviderError", e2b_strerror(st));
-	}
+	if (r->client_gone)
+		return run_fail(r, FAIL_INTERRUPTED);
+	if (lost)
+		return lost_sandbox(r);
+	if (st != E2B_OK && !(st == E2B_TIMEOUT && started))
+		return provider_fail(r, st, NULL);
+	body = answer(r, ms);
 	if (r->stream) {
-		/* Headers are gone: the error travels as events. */
-		struct json_object *env2 = json_tokener_parse(req->out.data);
+		sse(r, "done", body);
+		json_object_put(body);
+	} else
+		reply_json(req, 200, body);
+	return 0;
+}
 
-		if (env2) {
-			sse(r, "error", json_object_object_get(env2, "error"));
-			sse(r, "done", env2);
-			json_object_put(env2);
-		}
+/*
+ * The row's status and error: the failure's, or else the outcome's (what
+ * the code raised).  OUT: row's; its message may point into msg.
+ */
+static void
+verdict(struct run *r, struct exec_row *row, char *msg, size_t size)
+{
+	const struct failure *k = r->err.kind;
+	struct json_object *e = r->out.error, *v;
+
+	if (k != NULL) {
+		row->status = k->row_status;
+		row->error_name = k->row_name ? k->row_name :
+		    r->req->error_code;
+		row->error_message = r->err.row_message;
+		return;
 	}
+	if (e == NULL) {
+		row->status = "ok";
+		return;
+	}
+	row->error_name = json_object_object_get_ex(e, "name", &v) ?
+	    json_object_get_string(v) : "Error";
+	snprintf(msg, size, "%s", json_object_object_get_ex(e, "value", &v) ?
+	    json_object_get_string(v) : "");
+	row->error_message = msg[0] ? msg : NULL;
+	row->status = strcmp(row->error_name, "TimeoutError") == 0 ?
+	    "timeout" : "error";
 }
 
 /* Writes the executions row of this call. */
@@ -821,6 +1010,7 @@ record(struct run *r)
 	struct exec_req *er = r->er;
 	unsigned char hash[CRYPTO_SHA256_LEN];
 	struct exec_row row;
+	char msg[256];
 
 	memset(&row, 0, sizeof(row));
 	snprintf(row.execution_id, sizeof(row.execution_id), "%s",
@@ -842,9 +1032,7 @@ record(struct run *r)
 		row.code = er->code;
 		row.code_len = er->code_len;
 	}
-	row.status = r->status ? r->status : "upstream_error";
-	row.error_name = r->error_name;
-	row.error_message = r->error_message[0] ? r->error_message : NULL;
+	verdict(r, &row, msg, sizeof(msg));
 	row.duration_ms = (long)(ts_mono_ms() - r->t0);
 	row.stdout_bytes = r->out.seen[0];
 	row.stderr_bytes = r->out.seen[1];
@@ -854,61 +1042,46 @@ record(struct run *r)
 		    req->id);
 }
 
+/* Starts the bookkeeping of a call: its id, start and outcome (cap). */
+static void
+run_init(struct run *r, struct request *req, struct exec_req *er,
+    size_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	r->req = req;
+	r->er = er;
+	r->t0 = ts_mono_ms();
+	ts_format(ts_now_ms(), r->started_at);
+	outcome_init(&r->out, cap);
+	if (ids_ulid("ex_", r->execution_id, sizeof(r->execution_id)) == -1)
+		fatalx("no randomness");
+}
+
 static void
 execute(struct request *req, int stream)
 {
 	struct json_object *env = NULL;
 	struct exec_req er;
 	struct run r;
-	enum lease_err lerr;
-	enum e2b_status pst;
 
-	memset(&r, 0, sizeof(r));
-	r.req = req;
-	r.er = &er;
+	run_init(&r, req, &er, (size_t)req->cfg->output_cap);
 	r.stream = stream;
-	r.t0 = ts_mono_ms();
-	ts_format(ts_now_ms(), r.started_at);
-	outcome_init(&r.out, (size_t)req->cfg->output_cap);
-	if (ids_ulid("ex_", r.execution_id, sizeof(r.execution_id)) == -1)
-		fatalx("no randomness");
-	if (execute_parse(req, &er) == -1) {
-		fail(&r, "rejected", req->error_code, "invalid request");
-		if (er.language == NULL)
-			er.language = "python";
-		goto done;
-	}
+	if (parse(&r) == -1)
+		goto fail;
 	if (req->cfg->e2b_api_url == NULL) {
-		reply_error(req, 503, "unavailable", NULL,
-		    "no sandbox provider is configured (E2B_API_URL)");
-		fail(&r, "upstream_error", "ProviderError", "no provider");
-		goto done;
+		run_fail(&r, FAIL_NO_PROVIDER);
+		goto fail;
 	}
-	if (check_allowlist(&r) == -1) {
-		fail(&r, "rejected", "invalid_request", "package not allowed");
-		goto done;
-	}
-	/* The run gets its whole timeout on top of the idle lifetime,
-	 * plus a minute for the context and package runs before it. */
-	lerr = lease_acquire(req, er.sandbox_id, er.session_id, er.language,
-	    req->cfg->idle_timeout_s, er.timeout_s + 60, 0, &r.lease, &pst);
-	if (lerr == LEASE_OK && !r.lease.created)
-		lerr = lease_hold(req, &r.lease, er.timeout_s + 60, &pst);
-	if (lerr == LEASE_PROVIDER && pst == E2B_NOT_FOUND && !r.lease.created &&
-	    r.lease.row.sandbox_id[0]) {
-		lease_release(req, &r.lease, 0, 1);
-		lost_sandbox(&r);
-		goto done;
-	}
-	if (lerr != LEASE_OK) {
-		lease_error(&r, lerr, pst);
-		goto done;
-	}
+	if (check_allowlist(&r) == -1 || take_lease(&r) == -1)
+		goto fail;
 	if (prepare_packages(&r) == -1 || prepare_context(&r, &env) == -1) {
 		lease_release(req, &r.lease, 0, 0);
-		goto done;
+		goto fail;
 	}
-	run_code(&r, env);
+	if (run_code(&r, env) == 0)
+		goto done;
+fail:
+	reply_failure(&r);
 done:
 	record(&r);
 	json_object_put(env);
@@ -923,17 +1096,11 @@ execute_refused(struct request *req)
 	struct exec_req er;
 	struct run r;
 
-	memset(&r, 0, sizeof(r));
 	memset(&er, 0, sizeof(er));
 	er.language = "python";
-	r.req = req;
-	r.er = &er;
+	run_init(&r, req, &er, 1);
 	r.t0 = req->started_ms;
-	ts_format(ts_now_ms(), r.started_at);
-	outcome_init(&r.out, 1);
-	if (ids_ulid("ex_", r.execution_id, sizeof(r.execution_id)) == -1)
-		fatalx("no randomness");
-	fail(&r, "rejected", req->error_code, "refused before it ran");
+	run_fail(&r, FAIL_REFUSED);
 	record(&r);
 	outcome_release(&r.out);
 }
