@@ -28,6 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LANGUAGES = ("python", "javascript", "bash")
 MAX_LINE = 1 << 20          # a control line longer than this is dropped
 MAX_CONTEXT_ID = 256
+# Where user code can write (docs/sandbox-internals.md): what a scrub empties.
+WRITABLE = ("/dev", "/dev/shm", "/dev/mqueue", "/home/user", "/tmp")
+BASELINE_MAX = 16 << 20     # bytes of start-up files a scrub puts back
+SCRUB_KILL_S = 5            # for every other process to be gone
 
 
 def log(msg):
@@ -81,6 +85,184 @@ def set_dumpable(flag):
     prctl(4, 1 if flag else 0)                    # PR_SET_DUMPABLE
 
 
+def libc():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def other_pids():
+    """Every process of the sandbox's pid namespace but ourselves."""
+    me = str(os.getpid())
+    return [int(n) for n in os.listdir("/proc") if n.isdigit() and n != me]
+
+
+def kill_others(deadline):
+    """As pid 1: SIGKILL every other process of the namespace and reap them.
+    kill(-1) reaches all of them at once (a fork storm cannot outrun it), and
+    nothing can leave the namespace.  True once none is left."""
+    while time.monotonic() < deadline:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        if not other_pids():
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def sysv_ids(kind):
+    """Ids of the System V IPC objects of kind (shm, sem, msg)."""
+    ids = []
+    with open("/proc/sysvipc/" + kind) as f:
+        next(f, None)                               # the header
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1:
+                ids.append(int(fields[1]))
+    return ids
+
+
+def remove_sysv():
+    """IPC_RMID every System V object (the sandbox has its own namespace)."""
+    lc = libc()
+    rmid = {"shm": lambda i: lc.shmctl(i, 0, None),
+            "sem": lambda i: lc.semctl(i, 0, 0),
+            "msg": lambda i: lc.msgctl(i, 0, None)}   # IPC_RMID == 0
+    for kind, rm in rmid.items():
+        for ident in sysv_ids(kind):
+            rm(ident)
+
+
+KEYCTL_NR = {"x86_64": 250, "aarch64": 219}
+
+
+def clear_keyrings():
+    """KEYCTL_CLEAR the session, user and user-session keyrings: keys a run
+    adds there would otherwise outlive it (they belong to the uid)."""
+    import platform
+    nr = KEYCTL_NR.get(platform.machine())
+    if nr is None:
+        return
+    lc = libc()
+    for ring in (-3, -4, -5):     # KEY_SPEC_SESSION/USER/USER_SESSION_KEYRING
+        lc.syscall(nr, 7, ring)   # KEYCTL_CLEAR
+
+
+def empty_dir(fd, dev):
+    """Removes everything in the directory open at fd that lives on its
+    file system (device dev), never following a symbolic link; directories a
+    run made unreadable are opened up first.  Mount points (another device:
+    /dev's nodes, its tmpfs mounts) stay."""
+    for entry in os.scandir(fd):
+        name = entry.name
+        st = entry.stat(follow_symlinks=False)
+        if st.st_dev != dev:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(name, 0o700, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                          dir_fd=fd)
+            try:
+                empty_dir(sub, dev)
+            finally:
+                os.close(sub)
+            os.rmdir(name, dir_fd=fd)
+        else:
+            os.unlink(name, dir_fd=fd)
+
+
+def snapshot(root, contents=True):
+    """What root holds on its own file system: {relative path: (kind, mode,
+    payload)}, kind "d"irectory, "f"ile (payload: its bytes, or its size
+    without contents), "l"ink (payload: the target) or "o"ther (a node or
+    mount point, left as it is)."""
+    tree, dev = {}, os.lstat(root).st_dev
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        for entry in os.scandir(os.path.join(root, rel) if rel else root):
+            path = os.path.join(rel, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            if st.st_dev != dev:
+                tree[path] = ("o", st.st_mode, None)
+            elif entry.is_symlink():
+                tree[path] = ("l", st.st_mode, os.readlink(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                tree[path] = ("d", st.st_mode, None)
+                todo.append(path)
+            elif entry.is_file(follow_symlinks=False):
+                if contents:
+                    with open(entry.path, "rb") as f:
+                        payload = f.read()
+                else:
+                    payload = st.st_size
+                tree[path] = ("f", st.st_mode, payload)
+            else:
+                tree[path] = ("o", st.st_mode, None)
+    return tree
+
+
+class Baseline:
+    """The writable places as they were at start-up (after preloading: the
+    matplotlib font cache in /tmp), kept in our memory, which no run can
+    reach: a scrub puts them back exactly, then compares."""
+
+    def __init__(self):
+        self.roots = {}
+        total = 0
+        for root in WRITABLE:
+            try:
+                st = os.lstat(root)
+                tree = snapshot(root)
+            except OSError:
+                continue
+            total += sum(len(v[2]) for v in tree.values() if v[0] == "f")
+            self.roots[root] = (st.st_mode, tree)
+        if total > BASELINE_MAX:
+            raise ValueError("start-up files over %d bytes" % BASELINE_MAX)
+
+    def restore(self, root):
+        mode, tree = self.roots[root]
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.chmod(fd, 0o700)
+            for attr in os.listxattr(fd):
+                os.removexattr(fd, attr)
+            empty_dir(fd, os.fstat(fd).st_dev)
+            for rel in sorted(tree):
+                kind, m, payload = tree[rel]
+                if kind == "d":
+                    os.mkdir(rel, 0o700, dir_fd=fd)
+                elif kind == "l":
+                    os.symlink(payload, rel, dir_fd=fd)
+                elif kind == "f":
+                    f = os.open(rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                0o600, dir_fd=fd)
+                    with os.fdopen(f, "wb") as out:
+                        out.write(payload)
+            for rel in sorted(tree, reverse=True):     # parents last
+                kind, m, _ = tree[rel]
+                if kind in "df":
+                    os.chmod(rel, m & 0o7777, dir_fd=fd)
+            os.chmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
+
+    def matches(self, root):
+        mode, tree = self.roots[root]
+        want = {rel: (k, m, len(p) if k == "f" else p)
+                for rel, (k, m, p) in tree.items()}
+        return (os.lstat(root).st_mode == mode and
+                snapshot(root, contents=False) == want and
+                not os.listxattr(root))
+
+
 def preload():
     """Import the data stack so forked Python kernels start with it loaded."""
     t0 = time.monotonic()
@@ -124,8 +306,13 @@ class Supervisor:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_stop)
+        # As pid 1 of the sandbox's namespace, a signal from user code
+        # reaches us only if we handle it: then handle none that stops us.
+        # The daemon ends us with EOF on stdin, or SIGKILL.
+        if os.getpid() != 1:
+            signal.signal(signal.SIGTERM, self._on_stop)
+            signal.signal(signal.SIGHUP, self._on_stop)
+        self.baseline = None
         # The daemon interrupts kernels, never us; a stray SIGINT (e.g. to the
         # whole process group) must not kill the sandbox.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -196,6 +383,13 @@ class Supervisor:
             self.emit({"op": "error", "context": ctx,
                        "message": "cwd is not a directory: %s" % (cwd,)})
             return
+        env = req.get("env") or {}
+        if not isinstance(env, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and k and "=" not in k
+                and "\0" not in k + v for k, v in env.items()):
+            self.emit({"op": "error", "context": ctx,
+                       "message": "env must map names to strings"})
+            return
         argv = None
         if lang == "javascript":
             node = None
@@ -218,13 +412,14 @@ class Supervisor:
             self.emit({"op": "error", "context": ctx, "message": "fork failed: %s" % e})
             return
         if pid == 0:
-            self._child(ctx, lang, cwd, argv)      # never returns
+            self._child(ctx, lang, cwd, argv, env)      # never returns
         self.kernels[pid] = ctx
         self.emit({"op": "spawned", "context": ctx, "pid": pid})
 
-    def _child(self, ctx, lang, cwd, argv):
+    def _child(self, ctx, lang, cwd, argv, env):
         code = 1
         try:
+            os.environ.update(env)
             try:
                 os.setpgid(0, 0)
             except OSError:
@@ -286,8 +481,10 @@ class Supervisor:
             log("non-object control line skipped")
             return
         op = req.get("op")
-        if op == "spawn":
-            self.spawn(req)
+        handler = {"spawn": self.spawn, "kill": self.kill,
+                   "scrub": self.scrub, "ping": self.ping}.get(op)
+        if handler is not None:
+            handler(req)
         else:
             log("unknown op skipped: %r" % (op,))
 
@@ -322,7 +519,70 @@ class Supervisor:
                     self.handle_line(line)
             start = nl + 1
 
+    def ping(self, req):
+        self.emit({"op": "pong"})
+
+    def kill(self, req):
+        """SIGKILL a context's kernel and every process it started that is
+        still its descendant (a bash kernel's shell leads a group of its own:
+        killpg of the kernel would miss it)."""
+        ctx = req.get("context")
+        pids = [pid for pid, c in self.kernels.items() if c == ctx]
+        for pid in pids:
+            for victim in [pid] + descendants(pid):
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except OSError:
+                    pass
+        self.emit({"op": "killed", "context": ctx})
+
+    def scrub(self, req):
+        """Makes the sandbox what it was at start-up, for its next user:
+        every other process killed, System V objects and keyrings cleared,
+        every writable place put back as it was.  Then checks each of those
+        and answers {"op": "scrubbed", "ok": bool, "message": ...}; the
+        daemon destroys the sandbox unless ok (docs/sandbox-internals.md)."""
+        try:
+            problem = self._scrub()
+        except Exception as e:                      # any failure fails it
+            problem = "scrub failed: %r" % (e,)
+        self.emit({"op": "scrubbed", "ok": problem is None,
+                   "message": problem or ""})
+
+    def _scrub(self):
+        if os.getpid() != 1:
+            return "the supervisor is not pid 1 of its sandbox"
+        if self.baseline is None:
+            return "no start-up baseline"
+        self.kernels.clear()
+        if not kill_others(time.monotonic() + SCRUB_KILL_S):
+            return "processes outlived SIGKILL"
+        remove_sysv()
+        clear_keyrings()
+        for root in self.baseline.roots:
+            self.baseline.restore(root)
+        # The checks, each on its own, after all of it.
+        if other_pids():
+            return "a process is left"
+        for kind in ("shm", "sem", "msg"):
+            if sysv_ids(kind):
+                return "a System V %s object is left" % kind
+        for root in self.baseline.roots:
+            if not self.baseline.matches(root):
+                return "%s differs from its start-up state" % root
+        if prctl(3, 0) != 0:                        # PR_GET_DUMPABLE
+            return "the supervisor became dumpable"
+        with open("/proc/self/status") as f:
+            if "TracerPid:\t0\n" not in f.read():
+                return "the supervisor is being traced"
+        return None
+
     def run(self):
+        if os.getpid() == 1:
+            try:
+                self.baseline = Baseline()
+            except (OSError, ValueError) as e:
+                log("no baseline, so no scrub: %r" % (e,))
         self.emit({"op": "ready"})
         while not self.stopping:
             try:

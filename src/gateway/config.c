@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/envconf.h"
+#include "common/hostmem.h"
 
 #include "gateway/config.h"
 
@@ -80,8 +81,19 @@ static const struct envconf cfg_table[] = {
 	  .help = "timeout of control-plane calls (create, kill), ms" },
 	{ .name = "IRIS_PROJECT_SANDBOXES", .type = ENVCONF_LONG,
 	  .offset = offsetof(struct config, project_sandboxes),
-	  .defval = "10", .min = 1, .max = 10000,
-	  .help = "live sandboxes a project may hold" },
+	  .defval = "0", .min = 0, .max = 10000,
+	  .help = "live sandboxes a project may hold (0: one per 512 MiB of "
+	  "3/4 of the host's memory, at least 4)" },
+	{ .name = "IRIS_ADMISSION_WAIT", .type = ENVCONF_LONG,
+	  .offset = offsetof(struct config, admission_wait_s),
+	  .defval = "30", .min = 0, .max = 3600,
+	  .help = "seconds a call may wait for room at its project's cap "
+	  "(at most its own timeout), then 429 with Retry-After" },
+	{ .name = "IRIS_ADMISSION_QUEUE", .type = ENVCONF_LONG,
+	  .offset = offsetof(struct config, admission_queue),
+	  .defval = "256", .min = 0, .max = 100000,
+	  .help = "calls waiting for room at once, per gateway process; more "
+	  "are refused at once (429 with Retry-After)" },
 	{ .name = "IRIS_SANDBOX_IDLE_TIMEOUT", .type = ENVCONF_LONG,
 	  .offset = offsetof(struct config, idle_timeout_s),
 	  .defval = "300", .min = 10, .max = 3600,
@@ -115,6 +127,13 @@ config_load(struct config *cfg, const char *(*lookup)(const char *),
 	}
 	if (cfg->provider == NULL)
 		cfg->provider = cfg->e2b_sandbox_url ? "local" : "e2b";
+	if (cfg->project_sandboxes == 0) {
+		long total, avail;
+
+		hostmem_read(&total, &avail);
+		cfg->project_sandboxes = hostmem_count(total, 3, 4, 512, 4,
+		    10000);
+	}
 	if (strcmp(cfg->provider, "local") != 0 &&
 	    strcmp(cfg->provider, "e2b") != 0) {
 		snprintf(err, errlen, "IRIS_PROVIDER must be local or e2b");

@@ -28,6 +28,8 @@ struct config {
 	long		 connect_timeout_ms;	/* IRIS_PROVIDER_CONNECT_MS */
 	long		 provider_timeout_ms;	/* IRIS_PROVIDER_TIMEOUT_MS */
 	long		 project_sandboxes;	/* IRIS_PROJECT_SANDBOXES */
+	long		 admission_wait_s;	/* IRIS_ADMISSION_WAIT */
+	long		 admission_queue;	/* IRIS_ADMISSION_QUEUE */
 	long		 idle_timeout_s;	/* IRIS_SANDBOX_IDLE_TIMEOUT */
 	long		 output_cap;		/* IRIS_OUTPUT_CAP, per stream */
 	long		 keep_code;		/* IRIS_KEEP_CODE, 0 or 1 */

@@ -474,6 +474,11 @@ e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
 	if (env_vars)
 		json_object_object_add(req, "env_vars",
 		    json_object_get(env_vars));
+	if (cfg->run_deadline_grace_ms > 0) {
+		json_object_object_add(req, "timeout",
+		    json_object_new_double(timeout_ms / 1000.0));
+		timeout_ms += cfg->run_deadline_grace_ms + 3000;
+	}
 	hdrs = run_headers(sb);
 	base_options(c->run);
 	curl_easy_setopt(c->run, CURLOPT_URL, url);

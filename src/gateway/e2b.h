@@ -26,6 +26,10 @@ struct e2b_config {
 	long		 connect_timeout_ms;
 	long		 request_timeout_ms;	/* control-plane calls */
 	long		 create_retries;	/* on 429 from create */
+	/* The provider ends a run at its timeout itself (iris-sandboxd:
+	 * "timeout" in the /execute body) within this grace, ms; 0: it
+	 * does not (E2B's server has no execution deadline). */
+	long		 run_deadline_grace_ms;
 };
 
 enum e2b_status {
@@ -76,8 +80,11 @@ enum e2b_status	 e2b_set_timeout(struct e2b *c, const char *id,
  * silence, so the caller can look at its own client) to on_event as it
  * arrives; on_event returns -1 to stop.  It ends at
  * end_of_execution, or when timeout_ms passes (E2B_TIMEOUT; *started
- * tells whether the provider had begun answering).  env_vars: an object
- * of strings, or NULL.
+ * tells whether the provider had begun answering).  With a provider that
+ * keeps the deadline itself (run_deadline_grace_ms), the provider is told
+ * it and the run's own TimeoutError comes from it -- saying whether the
+ * context's state was kept -- and timeout_ms is only the backstop, later
+ * by the grace and 3 s.  env_vars: an object of strings, or NULL.
  */
 enum e2b_status	 e2b_execute(struct e2b *c, const struct e2b_sandbox *sb,
 		    const char *code, size_t code_len, const char *language,

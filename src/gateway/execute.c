@@ -45,6 +45,7 @@ enum fail {
 	FAIL_NOT_INSTALLED,	/* a package the local provider lacks */
 	FAIL_NO_SANDBOX,	/* no such live sandbox in the project */
 	FAIL_SANDBOX_LIMIT,
+	FAIL_EVICTED,		/* the session's idle sandbox made room */
 	FAIL_DATABASE,
 	FAIL_NO_PROVIDER,	/* none is configured */
 	FAIL_UNREACHABLE,	/* the provider: cannot be reached, */
@@ -98,6 +99,10 @@ static const struct failure {
 	[FAIL_SANDBOX_LIMIT] = { .status = 429, .code = "sandbox_limit",
 	    .row_status = "rejected", .row_name = "sandbox_limit",
 	    .row_message = "sandbox limit reached" },
+	[FAIL_EVICTED] = { .status = 409, .code = "session_evicted",
+	    .field = "sessionId", .message = LEASE_EVICTED_MESSAGE,
+	    .row_status = "rejected", .row_name = "session_evicted",
+	    .row_message = "the session's sandbox was evicted" },
 	[FAIL_DATABASE] = { .status = 503, .code = "unavailable",
 	    .message = "the database is not answering; try again shortly",
 	    .row_status = "upstream_error", .row_name = "DatabaseError",
@@ -888,10 +893,12 @@ lease_fail(struct run *r, enum lease_err err, enum e2b_status pst)
 	case LEASE_NOT_FOUND:
 		return run_fail(r, FAIL_NO_SANDBOX);
 	case LEASE_LIMIT:
-		return run_failf(r, FAIL_SANDBOX_LIMIT, NULL, "this project "
-		    "already has its maximum of %ld live sandboxes; close one "
-		    "(DELETE /api/iris/sandbox) or let one expire",
+		run_failf(r, FAIL_SANDBOX_LIMIT, NULL, LEASE_LIMIT_MESSAGE,
 		    r->req->cfg->project_sandboxes);
+		r->err.retry_after = r->lease.retry_after_s;
+		return -1;
+	case LEASE_EVICTED:
+		return run_fail(r, FAIL_EVICTED);
 	case LEASE_DB:
 		return run_fail(r, FAIL_DATABASE);
 	default:
@@ -914,7 +921,8 @@ take_lease(struct run *r)
 	/* The run gets its whole timeout on top of the idle lifetime,
 	 * plus a minute for the context and package runs before it. */
 	lerr = lease_acquire(req, er->sandbox_id, er->session_id, er->language,
-	    req->cfg->idle_timeout_s, er->timeout_s + 60, 0, &r->lease, &pst);
+	    req->cfg->idle_timeout_s, er->timeout_s + 60, er->timeout_s, 0,
+	    &r->lease, &pst);
 	if (lerr == LEASE_OK && !r->lease.created)
 		lerr = lease_hold(req, &r->lease, er->timeout_s + 60, &pst);
 	if (lerr == LEASE_PROVIDER && pst == E2B_NOT_FOUND &&

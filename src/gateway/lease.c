@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/timestamp.h"
+#include "gateway/admission.h"
 #include "gateway/config.h"
 #include "gateway/lease.h"
 #include "gateway/request.h"
@@ -15,6 +16,8 @@
 #define PENDING_STALE_MS	120000	/* a create that never finished */
 #define SESSION_WAIT_MS		90000	/* for another request's create */
 #define EXPIRED_BATCH		64
+#define RETRY_FULL_S		1	/* Retry-After when the queue is full */
+#define RETRY_WAITED_S		5	/* when a wait ran out */
 
 static void
 nap_ms(long ms)
@@ -58,6 +61,60 @@ use_row(struct lease *l, const struct store_sandbox *row)
 	snprintf(l->sb.id, sizeof(l->sb.id), "%s", row->sandbox_id);
 }
 
+/* Ends an evicted session's sandbox at the provider (its row is closed). */
+static void
+kill_evicted(struct request *req, const char *id)
+{
+	log_info("%s: sandbox %s of %s evicted (its idle session was the "
+	    "least recently used) to make room", req->id, id, req->project_id);
+	e2b_kill(req->e2b, id);
+}
+
+/*
+ * Claims the row, waiting at the project's cap in the admission queue
+ * until wait_ms has passed (an idle session is evicted first, by the
+ * store, if there is one).  OUT: l->retry_after_s when refused.
+ */
+static enum store_status
+claim(struct request *req, struct store_sandbox *row, long run_s,
+    long wait_ms, struct lease *l)
+{
+	int64_t deadline = ts_mono_ms() + wait_ms;
+	struct admission_ticket t;
+	enum store_status sst = STORE_LIMIT;
+	char evicted[IDS_MAX_LEN + 1];
+	int first = 1;
+
+	/* No one of the project waits: no need to queue for a first try. */
+	if (!admission_queued(req->admission, req->project_id) &&
+	    (sst = store_sandbox_claim(req->store, row, ts_now_ms(), run_s,
+	    req->cfg->project_sandboxes, PENDING_STALE_MS, evicted)) !=
+	    STORE_LIMIT)
+		goto done;
+	first = 0;
+	if (admission_enter(req->admission, &t, req->project_id) == -1) {
+		l->retry_after_s = RETRY_FULL_S;
+		return STORE_LIMIT;
+	}
+	for (;;) {
+		if (admission_wait(req->admission, &t, deadline, first) == -1) {
+			sst = STORE_LIMIT;
+			l->retry_after_s = RETRY_WAITED_S;
+			break;
+		}
+		first = 0;
+		sst = store_sandbox_claim(req->store, row, ts_now_ms(), run_s,
+		    req->cfg->project_sandboxes, PENDING_STALE_MS, evicted);
+		if (sst != STORE_LIMIT)
+			break;
+	}
+	admission_leave(req->admission, &t);
+done:
+	if (sst == STORE_OK && evicted[0])
+		kill_evicted(req, evicted);
+	return sst;
+}
+
 /*
  * Claims a row for a new sandbox, creates it at the provider, and gives
  * the row its id.  The row comes first: the cap and the one-per-session
@@ -65,7 +122,8 @@ use_row(struct lease *l, const struct store_sandbox *row)
  */
 static enum lease_err
 create(struct request *req, const char *session_id, const char *language,
-    long idle_s, long run_s, struct lease *l, enum e2b_status *pst)
+    long idle_s, long run_s, long wait_ms, struct lease *l,
+    enum e2b_status *pst)
 {
 	struct store_sandbox row;
 	struct json_object *md;
@@ -85,8 +143,7 @@ create(struct request *req, const char *session_id, const char *language,
 	    req->cfg->provider);
 	snprintf(row.language, sizeof(row.language), "%s", language);
 	row.idle_timeout_s = idle_s;
-	sst = store_sandbox_claim(req->store, &row, ts_now_ms(), run_s,
-	    req->cfg->project_sandboxes, PENDING_STALE_MS);
+	sst = claim(req, &row, run_s, wait_ms, l);
 	if (sst == STORE_LIMIT)
 		return LEASE_LIMIT;
 	if (sst == STORE_EXISTS)
@@ -105,6 +162,7 @@ create(struct request *req, const char *session_id, const char *language,
 	json_object_put(md);
 	if (*pst != E2B_OK) {
 		store_sandbox_forget(req->store, pending_id);
+		admission_signal(req->admission);
 		return LEASE_PROVIDER;
 	}
 	if (store_sandbox_rename(req->store, pending_id, l->sb.id) !=
@@ -130,7 +188,7 @@ create(struct request *req, const char *session_id, const char *language,
 enum lease_err
 lease_acquire(struct request *req, const char *sandbox_id,
     const char *session_id, const char *language, long idle_s, long run_s,
-    int prewarm, struct lease *l, enum e2b_status *pst)
+    long wait_s, int prewarm, struct lease *l, enum e2b_status *pst)
 {
 	struct store_sandbox row;
 	int64_t deadline = ts_mono_ms() + SESSION_WAIT_MS;
@@ -153,9 +211,12 @@ lease_acquire(struct request *req, const char *sandbox_id,
 		use_row(l, &row);
 		return LEASE_OK;
 	}
+	if (wait_s > req->cfg->admission_wait_s)
+		wait_s = req->cfg->admission_wait_s;
 	if (session_id == NULL) {
 		l->fresh = !prewarm;
-		return create(req, NULL, language, idle_s, run_s, l, pst);
+		return create(req, NULL, language, idle_s, run_s, wait_s * 1000,
+		    l, pst);
 	}
 	/* The session's sandbox; the first request creates it, the others
 	 * wait for that one create (the claim lets only one through). */
@@ -176,8 +237,14 @@ lease_acquire(struct request *req, const char *sandbox_id,
 		}
 		if (sst != STORE_NOT_FOUND)
 			return LEASE_DB;
-		if ((err = create(req, session_id, language, idle_s, run_s, l,
-		    pst)) != LEASE_NOT_FOUND)
+		/* Evicted since its last call: told once, then afresh. */
+		if ((sst = store_session_evicted(req->store, req->project_id,
+		    session_id)) == STORE_OK)
+			return LEASE_EVICTED;
+		if (sst != STORE_NOT_FOUND)
+			return LEASE_DB;
+		if ((err = create(req, session_id, language, idle_s, run_s,
+		    wait_s * 1000, l, pst)) != LEASE_NOT_FOUND)
 			return err;
 	}
 	*pst = E2B_TIMEOUT;
@@ -190,9 +257,11 @@ close_fresh(struct request *req, void *arg)
 {
 	const char *id = arg;
 
-	e2b_kill(req->e2b, id);
 	store_sandbox_end(req->store, id, req->project_id, "closed",
 	    "closed after its one execution");
+	/* Room for a waiting call at once; the provider's end after. */
+	admission_signal(req->admission);
+	e2b_kill(req->e2b, id);
 }
 
 void
@@ -205,6 +274,7 @@ lease_release(struct request *req, struct lease *l, long executions,
 	if (failed) {
 		store_sandbox_end(req->store, id, req->project_id, "failed",
 		    "the provider no longer has it");
+		admission_signal(req->admission);
 		return;
 	}
 	/*
@@ -258,6 +328,7 @@ lease_close(struct request *req, const char *project_id,
 		return LEASE_PROVIDER;
 	sst = store_sandbox_end(req->store, sandbox_id, project_id, "closed",
 	    "closed by the API");
+	admission_signal(req->admission);
 	return sst == STORE_OK || sst == STORE_NOT_FOUND ? LEASE_OK : LEASE_DB;
 }
 

@@ -17,12 +17,22 @@ struct lease {
 	struct e2b_sandbox	 sb;		/* how to reach it */
 	int			 fresh;		/* made for one request: close after */
 	int			 created;	/* made by this request */
+	int			 retry_after_s;	/* with LEASE_LIMIT */
 };
+
+/* The words of LEASE_LIMIT (a printf format of the cap) and LEASE_EVICTED. */
+#define LEASE_LIMIT_MESSAGE "this project has its maximum of %ld live " \
+	"sandboxes, every one running code, and none was given back while " \
+	"this call waited its turn; try again shortly"
+#define LEASE_EVICTED_MESSAGE "this session's sandbox was idle and was " \
+	"evicted to make room for another run of the project: its state " \
+	"is gone; send the request again to start the session afresh"
 
 enum lease_err {
 	LEASE_OK = 0,
 	LEASE_NOT_FOUND,	/* no live sandbox with that id in the project */
-	LEASE_LIMIT,		/* the project has its maximum of sandboxes */
+	LEASE_LIMIT,		/* no room in the project within the wait */
+	LEASE_EVICTED,		/* the session's idle sandbox was evicted */
 	LEASE_DB,		/* the database failed */
 	LEASE_PROVIDER		/* the provider failed: *pst says how */
 };
@@ -33,11 +43,17 @@ enum lease_err {
  * first use, once even under concurrency), else a fresh one, closed after
  * its run unless prewarm.  idle_s is the idle lifetime of a sandbox it
  * creates, run_s how long the coming run may take (a new sandbox lives
- * that much longer at first).  OUT: l, *pst.
+ * that much longer at first).  At the project's cap the least recently
+ * used idle session is evicted to make room, else the call waits its turn
+ * (admission.h) for up to wait_s seconds (at most IRIS_ADMISSION_WAIT):
+ * LEASE_LIMIT after that, or at once if the queue is full, with
+ * l->retry_after_s.  A session whose sandbox was evicted since its last
+ * call gets LEASE_EVICTED once; its next call starts afresh.
+ * OUT: l, *pst.
  */
 enum lease_err	lease_acquire(struct request *req, const char *sandbox_id,
 		    const char *session_id, const char *language, long idle_s,
-		    long run_s, int prewarm, struct lease *l,
+		    long run_s, long wait_s, int prewarm, struct lease *l,
 		    enum e2b_status *pst);
 
 /*

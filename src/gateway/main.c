@@ -23,6 +23,7 @@
 #include "common/arena.h"
 #include "common/log.h"
 #include "gateway/writer.h"
+#include "gateway/admission.h"
 #include "gateway/config.h"
 #include "gateway/e2b.h"
 #include "gateway/lease.h"
@@ -34,6 +35,7 @@
 
 static struct config cfg;
 static struct e2b_config e2b_cfg;
+static struct admission *admission;	/* shared by every worker */
 static int listen_fd = -1;
 static int stop_pipe[2] = { -1, -1 };	/* readable once we are stopping */
 static int owns_socket;
@@ -100,6 +102,7 @@ serve_one(FCGX_Request *fr, struct arena *arena, struct store *st,
 	req.arena = arena;
 	req.store = st;
 	req.e2b = c;
+	req.admission = admission;
 	req.cfg = &cfg;
 	req.fcgi = fr;
 	if (request_init(&req) == 0)
@@ -298,9 +301,14 @@ main(int argc, char *argv[] __attribute__((unused)))
 		.connect_timeout_ms = cfg.connect_timeout_ms,
 		.request_timeout_ms = cfg.provider_timeout_ms,
 		.create_retries = 3,
+		/* iris-sandboxd's KERNEL_INTERRUPT_GRACE_MS (kernel.h). */
+		.run_deadline_grace_ms = strcmp(cfg.provider, "local") == 0 ?
+		    2000 : 0,
 	};
 	if (e2b_global_init(&e2b_cfg) == -1)
 		fatalx("the provider's client could not start");
+	if ((admission = admission_new(cfg.admission_queue)) == NULL)
+		fatalx("out of memory");
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -337,6 +345,8 @@ main(int argc, char *argv[] __attribute__((unused)))
 		    left, cfg.drain_s);
 	close(listen_fd);
 	writer_stop();
+	if (left == 0)
+		admission_free(admission);
 	log_info("stopped");
 	return left > 0 ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #include "gateway/query.h"
 #include "gateway/ratelimit.h"
 
+struct admission;
 struct arena;
 struct config;
 struct e2b;
@@ -28,6 +29,7 @@ struct request {
 	struct arena		*arena;
 	struct store		*store;
 	struct e2b		*e2b;		/* the provider's client */
+	struct admission	*admission;	/* the queue at a project's cap */
 	const struct config	*cfg;
 	struct FCGX_Request	*fcgi;
 

@@ -112,7 +112,8 @@ sandbox_get(struct request *req)
 
 /* The lease's errors as answers (the row's id is the field at fault). */
 static void
-lease_failed(struct request *req, enum lease_err err, enum e2b_status pst)
+lease_failed(struct request *req, enum lease_err err, enum e2b_status pst,
+    const struct lease *l)
 {
 	switch (err) {
 	case LEASE_NOT_FOUND:
@@ -120,9 +121,13 @@ lease_failed(struct request *req, enum lease_err err, enum e2b_status pst)
 		    "no live sandbox with that id in this project");
 		break;
 	case LEASE_LIMIT:
-		reply_error(req, 429, "sandbox_limit", NULL, "this project "
-		    "already has its maximum of %ld live sandboxes",
-		    req->cfg->project_sandboxes);
+		reply_header(req, "Retry-After", "%d", l ? l->retry_after_s : 1);
+		reply_error(req, 429, "sandbox_limit", NULL,
+		    LEASE_LIMIT_MESSAGE, req->cfg->project_sandboxes);
+		break;
+	case LEASE_EVICTED:
+		reply_error(req, 409, "session_evicted", "sessionId", "%s",
+		    LEASE_EVICTED_MESSAGE);
 		break;
 	case LEASE_DB:
 		reply_error(req, 503, "unavailable", NULL,
@@ -211,9 +216,9 @@ sandbox_post(struct request *req)
 		    "no sandbox provider is configured (E2B_API_URL)");
 		return;
 	}
-	if ((err = lease_acquire(req, NULL, session, lang, timeout, 0, 1, &l,
-	    &pst)) != LEASE_OK) {
-		lease_failed(req, err, pst);
+	if ((err = lease_acquire(req, NULL, session, lang, timeout, 0,
+	    req->cfg->admission_wait_s, 1, &l, &pst)) != LEASE_OK) {
+		lease_failed(req, err, pst, &l);
 		return;
 	}
 	o = success();
@@ -267,7 +272,7 @@ sandbox_delete(struct request *req)
 	if (id) {
 		if ((err = lease_close(req, req->project_id, id)) != LEASE_OK) {
 			json_object_put(closed);
-			lease_failed(req, err, E2B_UNREACHABLE);
+			lease_failed(req, err, E2B_UNREACHABLE, NULL);
 			return;
 		}
 		json_object_array_add(closed, json_object_new_string(id));

@@ -26,6 +26,10 @@ enum stmt_id {
 	ST_SANDBOX_LIST,
 	ST_SB_CLAIM,
 	ST_SB_STALE,
+	ST_SB_LRU_IDLE,
+	ST_SB_EVICT,
+	ST_EVICTION_ADD,
+	ST_EVICTION_TAKE,
 	ST_SB_LIVE_ID,
 	ST_SB_LIVE_SESSION,
 	ST_SB_RENAME,
@@ -68,10 +72,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "ORDER BY created_at, sandbox_id",
 	[ST_SB_CLAIM] = "INSERT INTO sandboxes (sandbox_id, project_id, "
 	    "session_id, provider, status, language, idle_timeout_s, "
-	    "created_at, last_used_at, expires_at) "
-	    "SELECT ?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8 "
+	    "created_at, last_used_at, expires_at, busy_until) "
+	    "SELECT ?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8, ?10 "
 	    "WHERE (SELECT count(*) FROM sandboxes "
 	    "WHERE project_id = ?2 AND status = 'running') < ?9",
+	/* Idle: not pending, no run under way (busy_until passed). */
+	[ST_SB_LRU_IDLE] = "SELECT sandbox_id, session_id FROM sandboxes "
+	    "WHERE project_id = ?1 AND status = 'running' "
+	    "AND session_id IS NOT NULL AND sandbox_id NOT LIKE 'pending-%' "
+	    "AND (busy_until IS NULL OR busy_until < ?2) "
+	    "ORDER BY last_used_at LIMIT 1",
+	[ST_SB_EVICT] = "UPDATE sandboxes SET status = 'closed', "
+	    "closed_at = ?2 WHERE sandbox_id = ?1 AND status = 'running'",
+	[ST_EVICTION_ADD] = "INSERT OR REPLACE INTO session_evictions "
+	    "(project_id, session_id, sandbox_id, evicted_at) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[ST_EVICTION_TAKE] = "DELETE FROM session_evictions "
+	    "WHERE project_id = ?1 AND session_id = ?2",
 	[ST_SB_STALE] = "DELETE FROM sandboxes WHERE project_id = ?1 "
 	    "AND sandbox_id LIKE 'pending-%' AND created_at < ?2",
 	[ST_SB_LIVE_ID] = SB_COLS "WHERE project_id = ?1 AND sandbox_id = ?2 "
@@ -84,6 +101,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SB_TOUCH] = "UPDATE sandboxes SET last_used_at = ?2, "
 	    "expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', ?2, "
 	    "'+' || (idle_timeout_s + ?4) || ' seconds'), "
+	    "busy_until = CASE WHEN ?4 > 0 THEN "
+	    "strftime('%Y-%m-%dT%H:%M:%fZ', ?2, '+' || ?4 || ' seconds') END, "
 	    "executions = executions + ?3 "
 	    "WHERE sandbox_id = ?1 AND status = 'running'",
 	[ST_SB_END] = "UPDATE sandboxes SET status = ?2, closed_at = ?3 "
@@ -458,38 +477,82 @@ iso_now(char out[TS_ISO_LEN], int64_t ms)
 	ts_format(ms, out);
 }
 
+static enum store_status event_insert(struct store *, const char *,
+    const char *, const char *, const char *);
+
 struct claim_args {
 	const struct store_sandbox	*sb;
 	int64_t				 now_ms;
 	long				 busy_s;
 	long				 cap;
 	int64_t				 stale_ms;
+	char				*evicted;	/* OUT */
 };
 
-static enum store_status
-claim_body(struct store *st, void *arg)
+/* One step of a transaction; rc of the step (the statement is reset). */
+static int
+step_reset(sqlite3_stmt *s)
 {
-	struct claim_args *a = arg;
-	const struct store_sandbox *sb = a->sb;
-	char now[TS_ISO_LEN], stale[TS_ISO_LEN], expires[TS_ISO_LEN];
-	sqlite3_stmt *s;
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc;
+}
+
+/*
+ * Within the claim's transaction: closes the project's least recently
+ * used idle session to make room, and leaves its session a notice.
+ * Returns STORE_OK (its id in a->evicted), STORE_NOT_FOUND if every live
+ * sandbox is busy or no session's, or an error.
+ */
+static enum store_status
+evict_lru(struct store *st, struct claim_args *a, const char *now)
+{
+	char id[IDS_MAX_LEN + 1], session[IDS_MAX_LEN + 1];
+	sqlite3_stmt *s = stmt(st, ST_SB_LRU_IDLE);
 	enum store_status rv;
 	int rc;
 
-	iso_now(now, a->now_ms);
-	iso_now(stale, a->now_ms - a->stale_ms);
-	iso_now(expires, a->now_ms + (int64_t)(sb->idle_timeout_s +
-	    a->busy_s) * 1000);
-	s = stmt(st, ST_SB_STALE);
-	sqlite3_bind_text(s, 1, sb->project_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, stale, -1, SQLITE_STATIC);
-	if ((rv = status_of(st, sqlite3_step(s), "removing stale rows")) !=
-	    STORE_OK) {
+	sqlite3_bind_text(s, 1, a->sb->project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, now, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 		sqlite3_reset(s);
-		return rv;
+		return rc == SQLITE_DONE ? STORE_NOT_FOUND :
+		    status_of(st, rc, "finding an idle session");
 	}
+	text_col(s, 0, id, sizeof(id));
+	text_col(s, 1, session, sizeof(session));
 	sqlite3_reset(s);
-	s = stmt(st, ST_SB_CLAIM);
+	s = stmt(st, ST_SB_EVICT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, now, -1, SQLITE_STATIC);
+	if ((rv = status_of(st, step_reset(s), "evicting a session")) !=
+	    STORE_OK)
+		return rv;
+	s = stmt(st, ST_EVICTION_ADD);
+	sqlite3_bind_text(s, 1, a->sb->project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, now, -1, SQLITE_STATIC);
+	if ((rv = status_of(st, step_reset(s), "noting an eviction")) !=
+	    STORE_OK ||
+	    (rv = event_insert(st, id, a->sb->project_id, "closed",
+	    "evicted: the project's least recently used idle session, to "
+	    "make room for another run")) != STORE_OK)
+		return rv;
+	memcpy(a->evicted, id, sizeof(id));
+	return STORE_OK;
+}
+
+static enum store_status
+claim_insert(struct store *st, struct claim_args *a, const char *now,
+    const char *expires, const char *busy)
+{
+	const struct store_sandbox *sb = a->sb;
+	sqlite3_stmt *s = stmt(st, ST_SB_CLAIM);
+	enum store_status rv;
+	int rc;
+
 	sqlite3_bind_text(s, 1, sb->sandbox_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, sb->project_id, -1, SQLITE_STATIC);
 	bind_text(s, 3, sb->session_id);
@@ -499,8 +562,8 @@ claim_body(struct store *st, void *arg)
 	sqlite3_bind_text(s, 7, now, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, expires, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 9, a->cap);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
+	bind_text(s, 10, busy);
+	rc = step_reset(s);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		return STORE_EXISTS;
 	if ((rv = status_of(st, rc, "adding a sandbox")) != STORE_OK)
@@ -508,16 +571,49 @@ claim_body(struct store *st, void *arg)
 	return sqlite3_changes(st->db) == 0 ? STORE_LIMIT : STORE_OK;
 }
 
+static enum store_status
+claim_body(struct store *st, void *arg)
+{
+	struct claim_args *a = arg;
+	const struct store_sandbox *sb = a->sb;
+	char now[TS_ISO_LEN], stale[TS_ISO_LEN], expires[TS_ISO_LEN];
+	char busy[TS_ISO_LEN];
+	sqlite3_stmt *s;
+	enum store_status rv;
+
+	iso_now(now, a->now_ms);
+	iso_now(busy, a->now_ms + (int64_t)a->busy_s * 1000);
+	iso_now(stale, a->now_ms - a->stale_ms);
+	iso_now(expires, a->now_ms + (int64_t)(sb->idle_timeout_s +
+	    a->busy_s) * 1000);
+	s = stmt(st, ST_SB_STALE);
+	sqlite3_bind_text(s, 1, sb->project_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, stale, -1, SQLITE_STATIC);
+	if ((rv = status_of(st, step_reset(s), "removing stale rows")) !=
+	    STORE_OK)
+		return rv;
+	if ((rv = claim_insert(st, a, now, expires, a->busy_s ? busy : NULL))
+	    != STORE_LIMIT)
+		return rv;
+	/* At the cap: the least recently used idle session makes room. */
+	if ((rv = evict_lru(st, a, now)) != STORE_OK)
+		return rv == STORE_NOT_FOUND ? STORE_LIMIT : rv;
+	return claim_insert(st, a, now, expires, a->busy_s ? busy : NULL);
+}
+
 enum store_status
 store_sandbox_claim(struct store *st, const struct store_sandbox *sb,
-    int64_t now_ms, long busy_s, long cap, int64_t stale_ms)
+    int64_t now_ms, long busy_s, long cap, int64_t stale_ms, char *evicted)
 {
-	struct claim_args a = { sb, now_ms, busy_s, cap, stale_ms };
-	enum store_status rv = in_write_txn(st, claim_body, &a);
+	struct claim_args a = { sb, now_ms, busy_s, cap, stale_ms, evicted };
 
-	/* A refusal is an answer, not a failure: the transaction is fine. */
-	return rv;
+	evicted[0] = '\0';
+	/* A refusal is an answer, not a failure: the transaction is fine.
+	 * (in_write_txn rolls back on anything but STORE_OK, so a refusal
+	 * also undoes nothing: an eviction comes only with an insert.) */
+	return in_write_txn(st, claim_body, &a);
 }
+
 
 enum store_status
 store_sandbox_live(struct store *st, const char *project_id,
@@ -566,6 +662,16 @@ write_body(struct store *st, void *arg)
 	if (rv == STORE_OK && sqlite3_changes(st->db) == 0)
 		rv = STORE_NOT_FOUND;
 	return rv;
+}
+
+enum store_status
+store_session_evicted(struct store *st, const char *project_id,
+    const char *session_id)
+{
+	struct write_args a = { ST_EVICTION_TAKE, { project_id, session_id },
+	    { 0 }, 2, 0, "taking an eviction notice" };
+
+	return in_write_txn(st, write_body, &a);
 }
 
 enum store_status

@@ -141,14 +141,26 @@ enum store_status store_sandbox_list(struct store *st, const char *project_id,
 
 /*
  * Adds a running sandbox row (sb: id, project, session, provider,
- * language, idle_timeout_s; created now_ms, expiring idle_timeout_s +
- * busy_s later) unless the project has `cap` live ones (STORE_LIMIT) or
- * sb's session has one (STORE_EXISTS).  Rows left pending for longer
- * than stale_ms are removed first.
+ * language, idle_timeout_s; created now_ms, busy for busy_s, expiring
+ * idle_timeout_s + busy_s later) unless sb's session has one
+ * (STORE_EXISTS) or the project has `cap` live ones: then, in the same
+ * transaction, its least recently used idle session (none busy) is closed
+ * to make room, its id put in evicted (IDS_MAX_LEN + 1 bytes; "" if none)
+ * for the caller to kill, and its session left a notice (see
+ * store_session_evicted); STORE_LIMIT if there is none to evict.  Rows
+ * left pending for longer than stale_ms are removed first.
  */
 enum store_status store_sandbox_claim(struct store *st,
 		    const struct store_sandbox *sb, int64_t now_ms, long busy_s,
-		    long cap, int64_t stale_ms);
+		    long cap, int64_t stale_ms, char *evicted);
+
+/*
+ * Takes the eviction notice of a session: STORE_OK if its sandbox was
+ * evicted since its last call (the notice is gone now), STORE_NOT_FOUND
+ * if not.
+ */
+enum store_status store_session_evicted(struct store *st,
+		    const char *project_id, const char *session_id);
 
 /* The live sandbox of project with this id, or of this session. */
 enum store_status store_sandbox_live(struct store *st, const char *project_id,

@@ -4,6 +4,7 @@
  * SDKs and the gateway's E2B client work against it unchanged.
  */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,12 +281,12 @@ parse_create(struct http_req *req, struct json_object *body,
 static void
 create_sandbox(struct http_req *req)
 {
-	struct json_object *body, *metadata, *env_vars;
+	struct json_object *body, *metadata, *env_vars, *v;
 	struct sandbox *sb = NULL;
 	enum sandbox_err err = SANDBOX_OK;
-	const char *template_id;
+	const char *template_id, *group = "";
 	long timeout;
-	int secure;
+	int secure, recycled = 0;
 
 	if ((body = body_object(req)) == NULL) {
 		api_error(req, 400, "validation error: the body must be a JSON "
@@ -299,16 +300,25 @@ create_sandbox(struct http_req *req)
 		env_vars = json_object_get(env_vars);
 	else
 		env_vars = NULL;
-	/* A pooled sandbox has no env vars of its own: only then it fits. */
-	if (env_vars == NULL && (sb = sandbox_pool_take(template_id)) != NULL)
+	/*
+	 * Recycling group: the owner the gateway names in metadata
+	 * (projectId).  A sandbox without one is never recycled: killed, it
+	 * is gone with every process and file, as E2B's.  A pooled or
+	 * recycled sandbox has no env vars: only then it fits.
+	 */
+	if (metadata && json_object_object_get_ex(metadata, "projectId", &v))
+		group = json_object_get_string(v);
+	if (env_vars == NULL && (sb = sandbox_pool_take(template_id, group,
+	    &recycled)) != NULL)
 		cfg->pool_wake();
+	cfg->pool_demand(sb != NULL);
 	if (sb == NULL)
 		sb = sandbox_start(template_id,
 		    strcmp(template_id, "code-interpreter-v1") == 0, 0, env_vars,
 		    &err);
 	json_object_put(env_vars);
 	if (sb != NULL && sandbox_claim(sb, (int)timeout, metadata ?
-	    json_object_get(metadata) : NULL, &err) == -1) {
+	    json_object_get(metadata) : NULL, group, &err) == -1) {
 		sandbox_kill(sb);
 		sandbox_put(sb);
 		sb = NULL;
@@ -464,7 +474,12 @@ sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
 	if (action == NULL && strcmp(method, "GET") == 0)
 		http_reply_json(req, 200, sandbox_json(sb, 1, 0));
 	else if (action == NULL && strcmp(method, "DELETE") == 0) {
-		sandbox_kill(sb);
+		/* Gone for its caller at once; scrubbed for its group's next
+		 * create if it can be, else killed. */
+		if (sandbox_retire(sb) == 0)
+			cfg->recycle(sb);
+		else
+			sandbox_kill(sb);
 		http_reply_json(req, 204, NULL);
 	} else if (action && strcmp(action, "timeout") == 0 &&
 	    strcmp(method, "POST") == 0) {
@@ -492,6 +507,42 @@ sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
 		api_error(req, 404, "no such route");
 }
 
+/* GET /pool (ours, not E2B's): the pool and recycling, as counts. */
+static void
+pool_status(struct http_req *req)
+{
+	static const struct {
+		const char	*name;
+		size_t		 offset;
+	} fields[] = {
+		{ "pooled", offsetof(struct sandbox_stats, pooled) },
+		{ "recycledReady", offsetof(struct sandbox_stats,
+		    recycled_ready) },
+		{ "scrubbing", offsetof(struct sandbox_stats, scrubbing) },
+		{ "scrubs", offsetof(struct sandbox_stats, scrubs) },
+		{ "scrubFailures", offsetof(struct sandbox_stats,
+		    scrub_failures) },
+		{ "recycledTaken", offsetof(struct sandbox_stats,
+		    recycled_taken) },
+	};
+	struct json_object *o = json_object_new_object();
+	struct sandbox_stats st;
+	size_t i;
+
+	sandbox_get_stats(&st);
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		json_object_object_add(o, fields[i].name, json_object_new_int64(
+		    *(const long *)(const void *)((const char *)&st +
+		    fields[i].offset)));
+	json_object_object_add(o, "target", json_object_new_int64(
+	    cfg->pool_target()));
+	json_object_object_add(o, "live", json_object_new_int64(
+	    sandbox_count()));
+	json_object_object_add(o, "maxLive", json_object_new_int64(
+	    cfg->max_sandboxes));
+	http_reply_json(req, 200, o);
+}
+
 static void
 control_plane(struct http_req *req)
 {
@@ -507,6 +558,10 @@ control_plane(struct http_req *req)
 	}
 	if (!authorized(req)) {
 		api_error(req, 401, "Invalid API key");
+		return;
+	}
+	if (strcmp(path, "/pool") == 0 && strcmp(method, "GET") == 0) {
+		pool_status(req);
 		return;
 	}
 	if (strcmp(path, "/sandboxes") == 0 || strcmp(path, "/v2/sandboxes") ==
@@ -608,8 +663,9 @@ execute(struct http_req *req, struct sandbox *sb)
 	static const char missing[] = "{\"detail\":[{\"loc\":[\"body\","
 	    "\"code\"],\"msg\":\"field required\",\"type\":"
 	    "\"value_error.missing\"}]}";
-	struct json_object *body, *code, *env = NULL;
+	struct json_object *body, *code, *env = NULL, *v = NULL;
 	struct http_stream stream;
+	long timeout_ms;
 	struct exec_stream *s = NULL;
 	struct context *ctx;
 	char err[256];
@@ -626,6 +682,16 @@ execute(struct http_req *req, struct sandbox *sb)
 		text_error(req, 400, "env_vars must map strings to strings");
 		goto fail;
 	}
+	/* Ours, not E2B's (whose server has no execution deadline). */
+	if (member(body, "timeout", &v) && (!(json_object_is_type(v,
+	    json_type_int) || json_object_is_type(v, json_type_double)) ||
+	    json_object_get_double(v) <= 0 ||
+	    json_object_get_double(v) > 86400)) {
+		text_error(req, 400, "timeout must be a number of seconds "
+		    "from 0 to 86400");
+		goto fail;
+	}
+	timeout_ms = v ? (long)(json_object_get_double(v) * 1000) : 0;
 	if ((ctx = pick_context(req, sb, body)) == NULL)
 		goto fail;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -634,7 +700,7 @@ execute(struct http_req *req, struct sandbox *sb)
 		goto fail;
 	}
 	s->ex = kernel_exec_start(sb, ctx, json_object_get_string(code), env,
-	    http_client_fd(req), err, sizeof(err));
+	    timeout_ms, http_client_fd(req), err, sizeof(err));
 	kernel_context_put(ctx);
 	if (s->ex == NULL) {
 		text_error(req, 500, "%s", err);

@@ -2,6 +2,7 @@
 #define IRIS_API_H
 
 struct http_req;
+struct sandbox;
 
 /*
  * The E2B-compatible API on one port: the control plane (sandboxes, with
@@ -13,6 +14,11 @@ struct api_config {
 	const char	*api_key;	/* e2b_<hex> */
 	long		 max_sandboxes;	/* for the 429 message */
 	void		(*pool_wake)(void);	/* a pooled sandbox was taken */
+	/* A create came (served from the pool or recycled: hit = 1). */
+	void		(*pool_demand)(int hit);
+	long		(*pool_target)(void);	/* the pool's size now */
+	/* Takes a retired sandbox (and its reference) to scrub and offer. */
+	void		(*recycle)(struct sandbox *);
 };
 
 void	api_init(const struct api_config *cfg);

@@ -173,6 +173,27 @@ cgroup_destroy(const char *id)
 	}
 }
 
+int
+cgroup_procs(const char *id, pid_t *out, int max)
+{
+	char path[PATH_MAX], line[32];
+	FILE *f;
+	int n = 0;
+
+	if (!usable)
+		return -1;
+	group_path(0, id, "cgroup.procs", path, sizeof(path));
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (n < max)
+			out[n] = (pid_t)strtol(line, NULL, 10);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
 long
 cgroup_oom_kills(const char *id)
 {

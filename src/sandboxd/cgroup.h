@@ -2,6 +2,7 @@
 #define IRIS_CGROUP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Per-sandbox memory and process limits with cgroups (v1 memory and pids
@@ -26,6 +27,12 @@ int	cgroup_enter(const char *id);
 
 /* SIGKILLs every process in the groups of id, then removes them. */
 void	cgroup_destroy(const char *id);
+
+/*
+ * The pids (host view) in the memory group of id, up to max into out.
+ * Returns how many there are (may exceed max), or -1 if unreadable.
+ */
+int	cgroup_procs(const char *id, pid_t *out, int max);
 
 /* How many processes the memory group of id has had killed (OOM). */
 long	cgroup_oom_kills(const char *id);

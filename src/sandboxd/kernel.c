@@ -5,6 +5,7 @@
  * passed on; output is capped per stream.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,7 +27,8 @@
 
 #define SPAWN_TIMEOUT_MS	30000
 #define HELLO_TIMEOUT_MS	10000
-#define DRAIN_TIMEOUT_MS	5000	/* after an interrupt, then SIGKILL */
+#define DRAIN_TIMEOUT_MS	KERNEL_INTERRUPT_GRACE_MS	/* then SIGKILL */
+#define TREE_MAX		1024	/* processes of one kernel we kill */
 #define LINE_MAX_BYTES		(16 << 20)	/* one kernel line */
 #define TEXT_CHUNK		(64 << 10)
 
@@ -58,6 +60,10 @@ struct exec {
 	int		 finished;	/* end_of_execution queued */
 	int64_t		 last_out_ms;
 	long		 oom_kills;	/* the sandbox's count at the start */
+	long		 timeout_ms;	/* 0: none */
+	int64_t		 deadline_ms;	/* monotonic: then interrupt */
+	int64_t		 grace_ms;	/* monotonic: then kill; 0 before */
+	int		 timeout_said;	/* its TimeoutError is queued */
 };
 
 static pthread_mutex_t ref_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -161,7 +167,7 @@ accept_kernel(struct context *ctx, int64_t deadline)
 static int
 spawn_kernel(struct context *ctx, char *err, size_t errlen)
 {
-	struct json_object *req = json_object_new_object();
+	struct json_object *req = json_object_new_object(), *env;
 	char line[1024];
 	int rc;
 
@@ -170,6 +176,10 @@ spawn_kernel(struct context *ctx, char *err, size_t errlen)
 	json_object_object_add(req, "language",
 	    json_object_new_string(ctx->language));
 	json_object_object_add(req, "cwd", json_object_new_string(ctx->cwd));
+	env = json_object_new_object();
+	json_object_object_add(env, "E2B_SANDBOX_ID",
+	    json_object_new_string(sandbox_id(ctx->sb)));
+	json_object_object_add(req, "env", env);
 	snprintf(line, sizeof(line), "%s\n", json_object_to_json_string_ext(
 	    req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
@@ -187,6 +197,76 @@ spawn_kernel(struct context *ctx, char *err, size_t errlen)
 	return rc;
 }
 
+/* Adds the children of pid (host view) to the list. */
+static void
+add_children(pid_t pid, pid_t *list, size_t *n)
+{
+	char path[64], text[4096], *p, *end;
+	ssize_t r;
+	long child;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+	    (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	r = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[r > 0 ? r : 0] = '\0';
+	for (p = text; *n < TREE_MAX; p = end) {
+		child = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (child > 0)
+			list[(*n)++] = (pid_t)child;
+	}
+}
+
+/*
+ * SIGKILLs a kernel and its descendants (a bash kernel's shell and what
+ * it runs lead process groups of their own).  Each is stopped first, so
+ * none forks while the tree is walked.
+ */
+static void
+kill_tree(pid_t root)
+{
+	pid_t *list;
+	size_t i, n = 1;
+
+	if ((list = calloc(TREE_MAX, sizeof(*list))) == NULL) {
+		kill(root, SIGKILL);
+		return;
+	}
+	list[0] = root;
+	for (i = 0; i < n; i++) {
+		kill(list[i], SIGSTOP);
+		add_children(list[i], list, &n);
+	}
+	for (i = 0; i < n; i++)
+		kill(list[i], SIGKILL);
+	free(list);
+}
+
+/* 1 if the kernel is stopped (SIGSTOP, a tracer): it will never answer. */
+static int
+kernel_stopped(pid_t pid)
+{
+	char path[64], text[512], *p;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	r = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[r > 0 ? r : 0] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, even ") ". */
+	if ((p = strrchr(text, ')')) == NULL || p[1] != ' ')
+		return 0;
+	return p[2] == 'T' || p[2] == 't';
+}
+
 /* Kills ctx's kernel; the context lock is held. */
 static void
 stop_kernel(struct context *ctx)
@@ -194,7 +274,7 @@ stop_kernel(struct context *ctx)
 	if (ctx->fd == -1)
 		return;
 	if (ctx->pid > 0)
-		kill(ctx->pid, SIGKILL);
+		kill_tree(ctx->pid);
 	close(ctx->fd);
 	ctx->fd = -1;
 	ctx->pid = 0;
@@ -498,6 +578,31 @@ finish(struct exec *ex)
 	ex->finished = 1;
 }
 
+/*
+ * The execution's own deadline passed: its error says so, and whether the
+ * context's state survived (an interrupt stopped the code) or not (the
+ * kernel had to be killed).
+ */
+static void
+timeout_error(struct exec *ex, int lost)
+{
+	char value[512];
+	long s = ex->timeout_ms / 1000;
+
+	if (lost)
+		snprintf(value, sizeof(value), "execution timed out after %ld "
+		    "s and the code did not stop within %d s of its interrupt: "
+		    "the %s kernel was killed, its state is lost, and the next "
+		    "run starts a fresh kernel", s,
+		    KERNEL_INTERRUPT_GRACE_MS / 1000, ex->ctx->language);
+	else
+		snprintf(value, sizeof(value), "execution timed out after %ld "
+		    "s: the code was interrupted; the context's state is kept",
+		    s);
+	emit_error(ex, "TimeoutError", value);
+	ex->timeout_said = 1;
+}
+
 /* The length of the longest prefix of s[0..n) that ends on a UTF-8 boundary. */
 static size_t
 utf8_cut(const char *s, size_t n)
@@ -581,9 +686,15 @@ kernel_line(struct exec *ex, const char *line, size_t len)
 		stream_line(ex, obj, 0, line, len);
 	else if (strcmp(t, "stderr") == 0)
 		stream_line(ex, obj, 1, line, len);
-	else if (strcmp(t, "end_of_execution") == 0)
+	else if (strcmp(t, "end_of_execution") == 0) {
+		if (ex->grace_ms && !ex->timeout_said)
+			timeout_error(ex, 0);
 		finish(ex);
-	else
+	} else if (ex->grace_ms && strcmp(t, "error") == 0) {
+		/* The interrupt's own error: say why it came. */
+		if (!ex->timeout_said)
+			timeout_error(ex, 0);
+	} else
 		for (i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
 			if (strcmp(t, passed[i]) == 0)
 				emit_raw(ex, line, len);
@@ -596,7 +707,7 @@ kernel_died(struct exec *ex)
 {
 	struct context *ctx = ex->ctx;
 	char value[256];
-	int oom = cgroup_oom_kills(sandbox_id(ctx->sb)) > ex->oom_kills;
+	int oom = cgroup_oom_kills(sandbox_cgroup(ctx->sb)) > ex->oom_kills;
 
 	snprintf(value, sizeof(value), "the %s kernel died%s; its state is "
 	    "lost and a new kernel starts on the next run", ctx->language,
@@ -646,15 +757,44 @@ read_kernel(struct exec *ex)
 	return 0;
 }
 
+/* A stopped kernel cannot run anything: kill it.  1 if it was. */
+static int
+replace_stopped(struct context *ctx)
+{
+	if (ctx->fd == -1 || ctx->pid <= 0 || !kernel_stopped(ctx->pid))
+		return 0;
+	log_warnx("context %s: its kernel (pid %d) is stopped; replaced",
+	    ctx->id, (int)ctx->pid);
+	pthread_mutex_lock(&ctx->lock);
+	stop_kernel(ctx);
+	pthread_mutex_unlock(&ctx->lock);
+	return 1;
+}
+
+/* Tells the run that its context's kernel had to be replaced. */
+static void
+say_replaced(struct exec *ex)
+{
+	struct json_object *o = event("stderr");
+	char text[256];
+
+	snprintf(text, sizeof(text), "[the %s kernel of this context was "
+	    "stopped (SIGSTOP) and could not run anything: it was replaced "
+	    "by a fresh kernel, and its state is lost]\n", ex->ctx->language);
+	json_object_object_add(o, "text", json_object_new_string(text));
+	emit(ex, o);
+}
+
 struct exec *
 kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
-    const struct json_object *env_vars, int client_fd, char *err,
-    size_t errlen)
+    const struct json_object *env_vars, long timeout_ms, int client_fd,
+    char *err, size_t errlen)
 {
 	struct json_object *req;
 	struct exec *ex;
 	const char *text;
 	size_t len;
+	int replaced;
 
 	turn_take(ctx);
 	if (ctx->deleted || sandbox_killed(sb)) {
@@ -663,6 +803,7 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 		turn_give(ctx);
 		return NULL;
 	}
+	replaced = replace_stopped(ctx);
 	if (ctx->fd == -1 && spawn_kernel(ctx, err, errlen) == -1) {
 		turn_give(ctx);
 		return NULL;
@@ -678,7 +819,11 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 	buf_init(&ex->out, (size_t)LINE_MAX_BYTES * 2);
 	buf_init(&ex->line, LINE_MAX_BYTES);
 	ex->last_out_ms = ts_mono_ms();
-	ex->oom_kills = cgroup_oom_kills(sandbox_id(sb));
+	ex->oom_kills = cgroup_oom_kills(sandbox_cgroup(sb));
+	ex->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	ex->deadline_ms = ex->last_out_ms + ex->timeout_ms;
+	if (replaced)
+		say_replaced(ex);
 
 	req = json_object_new_object();
 	json_object_object_add(req, "op", json_object_new_string("execute"));
@@ -693,6 +838,49 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 		kernel_died(ex);	/* answered as a dead kernel */
 	json_object_put(req);
 	return ex;
+}
+
+/* How long poll may wait: until the next keepalive, interrupt or kill. */
+static int
+poll_wait(const struct exec *ex)
+{
+	int64_t now = ts_mono_ms(), until = ex->last_out_ms +
+	    KERNEL_KEEPALIVE_MS;
+
+	if (ex->timeout_ms && !ex->grace_ms && ex->deadline_ms < until)
+		until = ex->deadline_ms;
+	if (ex->grace_ms && ex->grace_ms < until)
+		until = ex->grace_ms;
+	return until > now ? (int)(until - now) : 0;
+}
+
+/*
+ * The execution's timeout: at its deadline the code is interrupted; if the
+ * kernel has not ended the execution a grace later, it is killed.
+ */
+static void
+enforce_deadline(struct exec *ex)
+{
+	struct context *ctx = ex->ctx;
+	int64_t now = ts_mono_ms();
+
+	if (!ex->timeout_ms || now < ex->deadline_ms)
+		return;
+	if (!ex->grace_ms) {
+		ex->grace_ms = now + KERNEL_INTERRUPT_GRACE_MS;
+		if (ctx->pid > 0)
+			kill(ctx->pid, SIGINT);
+		return;
+	}
+	if (now < ex->grace_ms)
+		return;
+	log_warnx("context %s: kernel did not stop within %d ms of its "
+	    "interrupt; killed", ctx->id, KERNEL_INTERRUPT_GRACE_MS);
+	pthread_mutex_lock(&ctx->lock);
+	stop_kernel(ctx);
+	pthread_mutex_unlock(&ctx->lock);
+	timeout_error(ex, 1);
+	finish(ex);
 }
 
 ssize_t
@@ -720,10 +908,7 @@ kernel_exec_read(struct exec *ex, char *buf, size_t max)
 		pfd[1] = (struct pollfd){ .fd = ex->client_fd,
 		    .events = POLLRDHUP };
 		nfds = ex->client_fd == -1 ? 1 : 2;
-		wait = (int)(ex->last_out_ms + KERNEL_KEEPALIVE_MS -
-		    ts_mono_ms());
-		if (wait < 0)
-			wait = 0;
+		wait = poll_wait(ex);
 		if (poll(pfd, (nfds_t)nfds, wait) == -1 && errno != EINTR)
 			return -1;
 		if (nfds == 2 && (pfd[1].revents & (POLLRDHUP | POLLHUP |
@@ -735,6 +920,8 @@ kernel_exec_read(struct exec *ex, char *buf, size_t max)
 		} else if (ts_mono_ms() - ex->last_out_ms >=
 		    KERNEL_KEEPALIVE_MS)
 			emit(ex, event("keepalive"));
+		if (!ex->finished)
+			enforce_deadline(ex);
 	}
 }
 

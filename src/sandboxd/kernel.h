@@ -18,6 +18,9 @@ struct context;
 struct exec;
 
 #define KERNEL_KEEPALIVE_MS	5000
+/* After an execution's interrupt (its timeout, its client gone), how long
+ * its kernel has to end it before it is killed. */
+#define KERNEL_INTERRUPT_GRACE_MS	2000
 
 /* Creates a context (and its kernel) in sb.  OUT: err.  NULL on failure. */
 struct context	*kernel_context_new(struct sandbox *sb, const char *language,
@@ -50,13 +53,18 @@ const char	*kernel_language(const char *name);
 
 /*
  * Starts running code in ctx, waiting for the executions before it.
- * env_vars: an object of strings, or NULL.  client_fd: the HTTP client's
- * socket, watched for a hang-up that interrupts the execution (-1: none).
+ * env_vars: an object of strings, or NULL.  timeout_ms: from the start
+ * (0: none); past it the code is interrupted, and its kernel killed if it
+ * has not stopped KERNEL_INTERRUPT_GRACE_MS later; the execution's error
+ * is then a TimeoutError that says whether the context's state is kept.
+ * client_fd: the HTTP client's socket, watched for a hang-up that
+ * interrupts the execution (-1: none).  A kernel found stopped (SIGSTOP)
+ * is replaced first, and the execution's stderr says so.
  * Returns the execution (kernel_exec_free), or NULL with err set.
  */
 struct exec	*kernel_exec_start(struct sandbox *sb, struct context *ctx,
 		    const char *code, const struct json_object *env_vars,
-		    int client_fd, char *err, size_t errlen);
+		    long timeout_ms, int client_fd, char *err, size_t errlen);
 
 /*
  * Fills buf with the next bytes of the NDJSON answer, blocking until

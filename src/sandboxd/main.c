@@ -17,6 +17,7 @@
 
 #include "common/crypto.h"
 #include "common/envconf.h"
+#include "common/hostmem.h"
 #include "common/log.h"
 #include "sandboxd/api.h"
 #include "sandboxd/http.h"
@@ -33,6 +34,7 @@ struct settings {
 	const char	*progs_dir;
 	long		 max_live;
 	long		 pool;
+	long		 pool_max;
 	long		 memory_mb;
 	long		 procs;
 	long		 home_mb;
@@ -59,10 +61,16 @@ static const struct envconf table[] = {
 	  offsetof(struct settings, progs_dir), NULL, 0, 0,
 	  "the sandbox/ directory (default: next to this program)" },
 	{ "IRIS_SANDBOX_MAX", ENVCONF_LONG,
-	  offsetof(struct settings, max_live), "20", 1, 900,
-	  "live sandboxes at most (then 429)" },
+	  offsetof(struct settings, max_live), "0", 0, 900,
+	  "live sandboxes at most, then 429 (0: one per 256 MiB of 3/4 of "
+	  "the host's memory, 4 to 900)" },
 	{ "IRIS_SANDBOX_POOL", ENVCONF_LONG, offsetof(struct settings, pool),
-	  "2", 0, 64, "pre-started Python sandboxes" },
+	  "2", 0, 64, "pre-started Python sandboxes kept when idle" },
+	{ "IRIS_SANDBOX_POOL_MAX", ENVCONF_LONG,
+	  offsetof(struct settings, pool_max), "0", 0, 256,
+	  "pre-started sandboxes at most, under demand (0: one per 160 MiB "
+	  "of 1/8 of the host's memory, at least IRIS_SANDBOX_POOL, at most "
+	  "64; none if IRIS_SANDBOX_POOL is 0)" },
 	{ "IRIS_SANDBOX_MEMORY_MB", ENVCONF_LONG,
 	  offsetof(struct settings, memory_mb), "1024", 64, 1 << 20,
 	  "memory per sandbox, MiB" },
@@ -129,6 +137,33 @@ default_progs(void)
 	return dir;
 }
 
+/*
+ * Defaults from the host's memory: a sandbox idles at ~60-100 MiB (PSS,
+ * bench/capacity) and may use up to IRIS_SANDBOX_MEMORY_MB, so 256 MiB a
+ * live one over 3/4 of the host, and 160 MiB a pooled one over 1/8.
+ */
+static void
+size_from_memory(struct settings *st)
+{
+	long total, avail;
+
+	hostmem_read(&total, &avail);
+	if (st->max_live == 0)
+		st->max_live = hostmem_count(total, 3, 4, 256, 4, 900);
+	if (st->pool_max == 0 && st->pool > 0)	/* POOL=0: no pool at all */
+		st->pool_max = hostmem_count(total, 1, 8, 160, st->pool, 64);
+	if (st->pool_max < st->pool)
+		st->pool_max = st->pool;
+}
+
+static long
+ncores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? n : 1;
+}
+
 static volatile sig_atomic_t quitting;
 
 static void *
@@ -139,7 +174,7 @@ reaper(void *arg)
 	(void)arg;
 	while (!quitting) {
 		nanosleep(&second, NULL);
-		sandbox_reap();
+		sandbox_reap(pool_recycle);
 	}
 	return NULL;
 }
@@ -150,6 +185,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 	static struct settings st;
 	static struct sandbox_config sc;
 	static struct api_config ac;
+	struct pool_config pc;
 	static char key[256], progs[PATH_MAX];
 	struct http_server *srv;
 	pthread_t reaper_thread;
@@ -178,6 +214,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 		fatal("%s or /usr/bin/bwrap", st.progs_dir);
 	if (st.uid_base == 0)
 		st.uid_base = 1000000 + 1000 * st.port;
+	size_from_memory(&st);
 	/* Under /run as root: every slot's uid can pass through it. */
 	if (st.state_dir == NULL) {
 		static char dir[64];
@@ -200,7 +237,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 	sc = (struct sandbox_config){
 		.state_dir = st.state_dir, .progs_dir = progs,
 		.uid_base = st.uid_base, .max_live = st.max_live,
-		.pool_size = st.pool, .max_timeout_s = st.max_timeout,
+		.pool_size = st.pool_max, .max_timeout_s = st.max_timeout,
 		.debug = (int)st.verbose,
 		.limits = { .memory_mb = st.memory_mb, .procs = st.procs,
 		    .home_mb = st.home_mb, .output_bytes = st.output_bytes,
@@ -209,18 +246,23 @@ main(int argc, char *argv[] __attribute__((unused)))
 	if (sandbox_init(&sc) == -1)
 		fatalx("cannot prepare %s", st.state_dir);
 	ac = (struct api_config){ .api_key = key,
-	    .max_sandboxes = st.max_live, .pool_wake = pool_wake };
+	    .max_sandboxes = st.max_live, .pool_wake = pool_wake,
+	    .pool_demand = pool_demand, .pool_target = pool_target,
+	    .recycle = pool_recycle };
 	api_init(&ac);
 	if ((srv = http_start(st.addr, (int)st.port, MAX_BODY, api_handle,
 	    NULL)) == NULL)
 		fatalx("cannot serve on %s:%ld", st.addr, st.port);
 	if (pthread_create(&reaper_thread, NULL, reaper, NULL) != 0)
 		fatalx("cannot start the reaper");
-	if (pool_start(st.pool) == -1)
+	pc = (struct pool_config){ .min = st.pool, .max = st.pool_max,
+	    .threads = ncores(), .recyclers = ncores() };
+	if (pool_start(&pc) == -1)
 		fatalx("cannot start the pool");
-	log_info("serving on %s:%ld (sandboxes: at most %ld, pool %ld, "
-	    "%ld MiB, %ld processes, home %ld MiB each)", st.addr, st.port,
-	    st.max_live, st.pool, st.memory_mb, st.procs, st.home_mb);
+	log_info("serving on %s:%ld (sandboxes: at most %ld, pool %ld to "
+	    "%ld, %ld MiB, %ld processes, home %ld MiB each)", st.addr,
+	    st.port, st.max_live, st.pool, st.pool_max, st.memory_mb,
+	    st.procs, st.home_mb);
 
 	do {
 		if (sigwait(&sigs, &sig) != 0)

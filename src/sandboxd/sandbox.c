@@ -35,23 +35,33 @@
 #include "sandboxd/sandbox.h"
 
 #define START_TIMEOUT_MS	30000	/* for the supervisor's "ready" */
+#define SCRUB_TIMEOUT_MS	8000	/* for its "scrubbed" */
+#define DRAIN_REFS_MS		3000	/* for the last holder of a retired one */
+#define RECYCLED_IDLE_MS	120000	/* a recycled sandbox no one took */
 #define SUP_LINE_MAX		4096
 
 struct sandbox {
-	char			 id[SANDBOX_ID_LEN + 1];
+	char			 id[SANDBOX_ID_LEN + 1];	/* public; new when recycled */
+	char			 name[SANDBOX_ID_LEN + 1];	/* dir, cgroup: for life */
+	char			 group[SANDBOX_GROUP_LEN + 1];	/* its owner's */
 	char			 template_id[64];
 	char			 token[65];	/* envdAccessToken */
 	char			 dir[PATH_MAX];	/* host: <state>/sandboxes/<id> */
 	int			 slot;
 	uid_t			 uid;
 	pid_t			 pid;		/* the outer bwrap */
+	pid_t			 sup_pid;	/* the supervisor (host view) */
 	int			 sup_in;	/* the supervisor's stdin */
 	int			 sup_out;	/* and stdout */
 	int			 listener;	/* kernels connect here */
 	int			 cgroup;	/* 1 if it has cgroups */
 	int			 pooled;
 	int			 offered;	/* pooled and ready to be taken */
+	int			 recyclable;	/* preloaded, no env, checkable */
+	int			 recycled;	/* offered again, to group only */
+	int			 retiring;	/* on its way to a scrub */
 	int			 killed;
+	int64_t			 offered_ms;
 	int			 refs;
 	int64_t			 started_ms;
 	int64_t			 end_ms;
@@ -70,8 +80,10 @@ static long nslots;
 static int drop_uid;			/* 0 when not root: no uid switch */
 static char passwd_dir[PATH_MAX];
 static char progs_dir[PATH_MAX];		/* our copy of sandbox/ */
+static struct sandbox_stats stats;	/* under reg_lock */
 
 static long	sandbox_count_locked(void);
+static int	evict_recycled(void);
 static void	sandbox_free(struct sandbox *);
 static void	slot_sweep(uid_t);
 static void	*launcher_main(void *);
@@ -407,6 +419,10 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--unshare-user");	/* (--unshare-all only tries) */
 	ARG("--disable-userns");	/* no namespaces of its own inside */
 	ARG("--die-with-parent");
+	/* The supervisor is pid 1: user code can neither signal nor stop
+	 * it (only handled signals reach a namespace's init), and when it
+	 * dies the kernel kills everything else in the sandbox. */
+	ARG("--as-pid-1");
 	ARG("--new-session");
 	ARG("--cap-drop"); ARG("ALL");
 	ARG("--uid"); ARG("1000");
@@ -432,6 +448,7 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--tmpfs"); ARG("/tmp");
 	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/dev/shm");
+	ARG("--mqueue"); ARG("/dev/mqueue");	/* so a scrub can list them */
 	ARG("--perms"); ARG("0700");
 	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/home/user");
@@ -454,7 +471,10 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 		}
 	}
 	ARG("--setenv"); ARG("E2B_SANDBOX"); ARG("true");
-	ARG("--setenv"); ARG("E2B_SANDBOX_ID"); ARG(sb->id);
+	/* The supervisor's, naming the sandbox on the host's command line;
+	 * each kernel's spawn sets the current one (recycled, a sandbox has
+	 * a new id). */
+	ARG("--setenv"); ARG("E2B_SANDBOX_ID"); ARG(sb->name);
 	ARG("/usr/bin/python3");
 	ARG("-E");		/* no PYTHON* variables from envVars */
 	ARG("-s");		/* no user site directory */
@@ -489,7 +509,7 @@ child_exec(struct sandbox *sb, int in, int out, char **argv)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	if (sb->cgroup && cgroup_enter(sb->id) == -1)
+	if (sb->cgroup && cgroup_enter(sb->name) == -1)
 		_exit(120);
 	if (!sb->cgroup)
 		set_limit(RLIMIT_AS, (rlim_t)lim->memory_mb * 1024 * 1024);
@@ -730,12 +750,13 @@ sandbox_new(const char *template_id, int pooled)
 	if ((sb = calloc(1, sizeof(*sb))) == NULL)
 		return NULL;
 	random_id(sb->id);
+	memcpy(sb->name, sb->id, sizeof(sb->name));
 	snprintf(sb->template_id, sizeof(sb->template_id), "%s", template_id);
 	if (crypto_random(rnd, sizeof(rnd)) == -1)
 		fatalx("no randomness");
 	crypto_hex(rnd, sizeof(rnd), sb->token);
 	snprintf(sb->dir, sizeof(sb->dir), "%s/sandboxes/%s", cfg->state_dir,
-	    sb->id);
+	    sb->name);
 	sb->pid = -1;
 	sb->slot = -1;
 	sb->sup_in = sb->sup_out = sb->listener = -1;
@@ -762,7 +783,7 @@ destroy(struct sandbox *sb)
 		sb->pid = -1;
 	}
 	if (sb->cgroup)
-		cgroup_destroy(sb->id);
+		cgroup_destroy(sb->name);
 	if (sb->slot >= 0) {
 		slot_sweep(sb->uid);
 		pthread_mutex_lock(&reg_lock);
@@ -780,6 +801,29 @@ destroy(struct sandbox *sb)
 	remove_dir(sb->dir);
 }
 
+/* The one child of pid (host view), or -1: bwrap's, the supervisor. */
+static pid_t
+only_child(pid_t pid)
+{
+	char path[64], text[64], *end;
+	long child;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+	    (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	child = strtol(text, &end, 10);
+	return child > 0 && (*end == ' ' || *end == '\0') &&
+	    end[*end == ' '] == '\0' ? (pid_t)child : -1;
+}
+
 static int
 spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 {
@@ -794,7 +838,7 @@ spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 		return -1;
 	}
 	if (drop_uid)
-		sb->cgroup = cgroup_create(sb->id, cfg->limits.memory_mb *
+		sb->cgroup = cgroup_create(sb->name, cfg->limits.memory_mb *
 		    1024 * 1024, cfg->limits.procs) == 0;
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
 		log_warn("pipe");
@@ -812,6 +856,9 @@ spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 		log_warnx("sandbox %s: the supervisor did not start", sb->id);
 		return -1;
 	}
+	sb->sup_pid = only_child(sb->pid);
+	sb->recyclable = preload && env_vars == NULL && sb->cgroup &&
+	    sb->sup_pid > 0;
 	return 0;
 fail:
 	if (in[0] != -1) {
@@ -844,6 +891,10 @@ sandbox_start(const char *template_id, int preload, int pooled,
 	}
 	if ((sb->slot = slot_take()) == -1) {
 		pthread_mutex_unlock(&reg_lock);
+		/* Recycled sandboxes wait in slots: the oldest gives its up. */
+		if (evict_recycled() == 0)
+			return sandbox_start(template_id, preload, pooled,
+			    env_vars, err);
 		*err = pooled ? SANDBOX_FAILED : SANDBOX_LIMIT;
 		sandbox_free(sb);
 		return NULL;
@@ -891,7 +942,7 @@ sandbox_free(struct sandbox *sb)
 
 int
 sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
-    enum sandbox_err *err)
+    const char *group, enum sandbox_err *err)
 {
 	pthread_mutex_lock(&reg_lock);
 	/* One started for this client already counts; a pooled one not yet. */
@@ -902,6 +953,8 @@ sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
 		return -1;
 	}
 	sb->pooled = 0;
+	sb->recycled = 0;
+	snprintf(sb->group, sizeof(sb->group), "%s", group ? group : "");
 	sb->started_ms = ts_now_ms();
 	sb->end_ms = sb->started_ms + (int64_t)timeout_s * 1000;
 	json_object_put(sb->metadata);
@@ -926,20 +979,38 @@ sandbox_find(const char *id)
 	return sb;
 }
 
-struct sandbox *
-sandbox_pool_take(const char *template_id)
+/* 1 if sb is offered and may go to group (a recycled one: its own only). */
+static int
+takeable(const struct sandbox *sb, const char *template_id,
+    const char *group, int recycled)
 {
-	struct sandbox *sb;
+	return sb->pooled == 1 && sb->offered && !sb->killed &&
+	    sb->recycled == recycled &&
+	    strcmp(sb->template_id, template_id) == 0 &&
+	    (!recycled || strcmp(sb->group, group) == 0);
+}
+
+struct sandbox *
+sandbox_pool_take(const char *template_id, const char *group, int *recycled)
+{
+	struct sandbox *sb = NULL;
+	int pass;
 
 	pthread_mutex_lock(&reg_lock);
-	for (sb = registry; sb; sb = sb->next)
-		if (sb->pooled == 1 && sb->offered && !sb->killed &&
-		    strcmp(sb->template_id, template_id) == 0) {
-			/* Out of the pool at once: no one else may take it. */
-			sb->pooled = 2;
-			sb->refs++;
-			break;
-		}
+	/* The group's own recycled sandboxes first: the pool is for all. */
+	for (pass = 1; pass >= 0 && sb == NULL; pass--)
+		for (sb = registry; sb; sb = sb->next)
+			if (takeable(sb, template_id, group ? group : "",
+			    pass)) {
+				/* Out of the pool at once: no one else may
+				 * take it. */
+				sb->pooled = 2;
+				sb->refs++;
+				*recycled = pass;
+				break;
+			}
+	if (sb && *recycled)
+		stats.recycled_taken++;
 	pthread_mutex_unlock(&reg_lock);
 	return sb;
 }
@@ -1036,6 +1107,9 @@ match_reapable(struct sandbox *sb)
 		sb->pid = -1;
 		return 1;
 	}
+	if (sb->recycled && sb->offered)	/* no one of its group came */
+		return sb->pooled == 1 &&
+		    ts_mono_ms() - sb->offered_ms >= RECYCLED_IDLE_MS;
 	return !sb->pooled && ts_now_ms() >= sb->end_ms;
 }
 
@@ -1081,9 +1155,20 @@ sandbox_kill_all(void)
 }
 
 void
-sandbox_reap(void)
+sandbox_reap(void (*recycle)(struct sandbox *))
 {
-	kill_matching(match_reapable);
+	struct sandbox **list;
+	size_t i, n = collect(&list, match_reapable);
+
+	for (i = 0; i < n; i++) {
+		/* A claimed one at the end of its life may serve again. */
+		if (recycle && !list[i]->pooled && sandbox_retire(list[i]) == 0)
+			recycle(list[i]);
+		else
+			sandbox_kill(list[i]);
+		sandbox_put(list[i]);
+	}
+	free(list);
 }
 
 void
@@ -1118,10 +1203,279 @@ sandbox_pool_count(void)
 
 	pthread_mutex_lock(&reg_lock);
 	for (sb = registry; sb; sb = sb->next)
-		if (sb->pooled == 1)
+		if (sb->pooled == 1 && !sb->recycled && !sb->retiring)
 			n++;
 	pthread_mutex_unlock(&reg_lock);
 	return n;
+}
+
+long
+sandbox_free_slots(void)
+{
+	long i, n = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (i = 0; i < nslots; i++)
+		n += !slots[i];
+	pthread_mutex_unlock(&reg_lock);
+	return n;
+}
+
+void
+sandbox_get_stats(struct sandbox_stats *out)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&reg_lock);
+	*out = stats;
+	out->pooled = out->recycled_ready = out->scrubbing = 0;
+	for (sb = registry; sb; sb = sb->next) {
+		out->pooled += sb->pooled == 1 && !sb->recycled &&
+		    !sb->retiring && sb->offered;
+		out->recycled_ready += sb->recycled && sb->offered &&
+		    sb->pooled == 1;
+		out->scrubbing += sb->retiring;
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* Kills the recycled sandbox offered longest ago.  0, or -1 if none. */
+static int
+evict_recycled(void)
+{
+	struct sandbox *sb, *oldest = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (sb = registry; sb; sb = sb->next)
+		if (sb->recycled && sb->offered && sb->pooled == 1 &&
+		    (oldest == NULL || sb->offered_ms < oldest->offered_ms))
+			oldest = sb;
+	if (oldest) {
+		oldest->pooled = 2;	/* no one takes it meanwhile */
+		oldest->refs++;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (oldest == NULL)
+		return -1;
+	sandbox_kill(oldest);
+	sandbox_put(oldest);
+	return 0;
+}
+
+/* --- recycling ------------------------------------------------------------ */
+
+int
+sandbox_retire(struct sandbox *sb)
+{
+	int ok;
+
+	pthread_mutex_lock(&reg_lock);
+	ok = sb->recyclable && sb->group[0] && !sb->killed && !sb->retiring &&
+	    sb->pooled != 1 && sb->pid > 0;
+	if (ok) {
+		/* Unknown by id, not counted, not takeable: in limbo. */
+		sb->retiring = 1;
+		sb->pooled = 1;
+		sb->offered = 0;
+		sb->refs++;		/* the recycler's */
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (!ok)
+		return -1;
+	/* Wake every relay blocked on its kernels: they let go of it. */
+	sandbox_lock(sb);
+	kernel_close_all(sb);
+	sandbox_unlock(sb);
+	return 0;
+}
+
+/* Waits until only the registry and the recycler hold sb. */
+static int
+drain_refs(struct sandbox *sb)
+{
+	int64_t deadline = ts_mono_ms() + DRAIN_REFS_MS;
+	struct timespec nap = { 0, 1000000L };
+	int refs;
+
+	for (;;) {
+		pthread_mutex_lock(&reg_lock);
+		refs = sb->refs;
+		pthread_mutex_unlock(&reg_lock);
+		if (refs <= 2)
+			return 0;
+		if (ts_mono_ms() >= deadline)
+			return -1;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* Accepts and drops whatever waits on the kernel socket (a run's). */
+static void
+drain_listener(struct sandbox *sb)
+{
+	struct pollfd pfd = { .fd = sb->listener, .events = POLLIN };
+	int fd;
+
+	while (poll(&pfd, 1, 0) == 1 &&
+	    (fd = accept4(sb->listener, NULL, NULL, SOCK_CLOEXEC)) != -1)
+		close(fd);
+}
+
+/* Sends the scrub and reads its answer.  0 if it says ok; else -1, err. */
+static int
+scrub_inside(struct sandbox *sb, char *err, size_t errlen)
+{
+	static const char line[] = "{\"op\":\"scrub\"}\n";
+	int64_t deadline = ts_mono_ms() + SCRUB_TIMEOUT_MS;
+	struct json_object *obj, *v;
+	char text[SUP_LINE_MAX];
+	int rc, ok;
+
+	if (sb->sup_in == -1 || write_all(sb->sup_in, line, strlen(line)) ==
+	    -1) {
+		snprintf(err, errlen, "the supervisor is gone");
+		return -1;
+	}
+	for (;;) {
+		if ((rc = sup_line(sb, text, sizeof(text),
+		    (int)(deadline - ts_mono_ms()))) != 1) {
+			snprintf(err, errlen, rc == 0 ? "no answer in time" :
+			    "the supervisor is gone");
+			return -1;
+		}
+		if ((obj = json_tokener_parse(text)) == NULL)
+			continue;
+		if (!line_is(obj, "scrubbed", NULL)) {
+			json_object_put(obj);
+			continue;
+		}
+		ok = json_object_object_get_ex(obj, "ok", &v) &&
+		    json_object_get_boolean(v);
+		snprintf(err, errlen, "%s", json_object_object_get_ex(obj,
+		    "message", &v) ? json_object_get_string(v) : "not ok");
+		json_object_put(obj);
+		return ok ? 0 : -1;
+	}
+}
+
+/* A line "Name:\tvalue" of /proc/<pid>/status into out. */
+static int
+proc_status(pid_t pid, const char *name, char *out, size_t outsz)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	FILE *f;
+	int rv = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (rv == -1 && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, name, n) == 0 && line[n] == ':') {
+			snprintf(out, outsz, "%s", line + n + 1 +
+			    strspn(line + n + 1, " \t"));
+			out[strcspn(out, "\n")] = '\0';
+			rv = 0;
+		}
+	fclose(f);
+	return rv;
+}
+
+/*
+ * What the daemon checks from outside, trusting nothing the sandbox says:
+ * its cgroup holds exactly the outer bwrap and the supervisor, the same
+ * supervisor as at start, untraced, running, still non-dumpable.
+ */
+static int
+scrub_outside(struct sandbox *sb, char *err, size_t errlen)
+{
+	char v[64];
+	pid_t pids[4];
+	int n = cgroup_procs(sb->name, pids, 4);
+
+	if (n != 2 || !((pids[0] == sb->pid && pids[1] == sb->sup_pid) ||
+	    (pids[1] == sb->pid && pids[0] == sb->sup_pid))) {
+		snprintf(err, errlen, "its cgroup holds %d processes", n);
+		return -1;
+	}
+	if (only_child(sb->pid) != sb->sup_pid) {
+		snprintf(err, errlen, "the supervisor changed");
+		return -1;
+	}
+	if (proc_status(sb->sup_pid, "TracerPid", v, sizeof(v)) == -1 ||
+	    strcmp(v, "0") != 0) {
+		snprintf(err, errlen, "the supervisor is traced");
+		return -1;
+	}
+	if (proc_status(sb->sup_pid, "State", v, sizeof(v)) == -1 ||
+	    (v[0] != 'S' && v[0] != 'R')) {
+		snprintf(err, errlen, "the supervisor is not running (%s)", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Gives sb the identity of a new sandbox. */
+static void
+renew(struct sandbox *sb)
+{
+	unsigned char rnd[32];
+
+	random_id(sb->id);
+	if (crypto_random(rnd, sizeof(rnd)) == -1)
+		fatalx("no randomness");
+	crypto_hex(rnd, sizeof(rnd), sb->token);
+	crypto_wipe(rnd, sizeof(rnd));
+	json_object_put(sb->metadata);
+	sb->metadata = NULL;
+	sb->started_ms = ts_now_ms();
+	sb->end_ms = INT64_MAX;
+}
+
+int
+sandbox_scrub(struct sandbox *sb, char *err, size_t errlen)
+{
+	char old[SANDBOX_ID_LEN + 1];
+	int rc = -1;
+
+	memcpy(old, sb->id, sizeof(old));
+	if (drain_refs(sb) == -1) {
+		snprintf(err, errlen, "still in use");
+		goto done;
+	}
+	sandbox_lock(sb);
+	kernel_free_all(sb);
+	if (!sb->killed && scrub_inside(sb, err, errlen) == 0 &&
+	    scrub_outside(sb, err, errlen) == 0) {
+		drain_listener(sb);
+		renew(sb);
+		rc = 0;
+	}
+	sandbox_unlock(sb);
+done:
+	pthread_mutex_lock(&reg_lock);
+	if (rc == 0)
+		stats.scrubs++;
+	else
+		stats.scrub_failures++;
+	pthread_mutex_unlock(&reg_lock);
+	if (rc == 0)
+		log_info("sandbox %s scrubbed: offered again as %s", old,
+		    sb->id);
+	else
+		log_warnx("sandbox %s: scrub failed (%s): destroyed", old, err);
+	return rc;
+}
+
+void
+sandbox_offer_recycled(struct sandbox *sb)
+{
+	pthread_mutex_lock(&reg_lock);
+	sb->retiring = 0;
+	sb->recycled = 1;
+	sb->offered = 1;
+	sb->offered_ms = ts_mono_ms();
+	pthread_mutex_unlock(&reg_lock);
 }
 
 void
@@ -1154,6 +1508,12 @@ const char *
 sandbox_id(const struct sandbox *sb)
 {
 	return sb->id;
+}
+
+const char *
+sandbox_cgroup(const struct sandbox *sb)
+{
+	return sb->name;
 }
 
 const char *

@@ -19,6 +19,17 @@ struct context;
 struct sandbox;
 
 #define SANDBOX_ID_LEN	21	/* "i" + 20 of [a-z0-9] */
+#define SANDBOX_GROUP_LEN	128	/* a recycling group's name */
+
+/* What GET /health tells of the pool and of recycling. */
+struct sandbox_stats {
+	long	pooled;		/* started ahead, ready */
+	long	recycled_ready;	/* scrubbed, waiting for their group */
+	long	scrubbing;	/* retired, not yet scrubbed */
+	long	scrubs;		/* scrubs passed, ever */
+	long	scrub_failures;	/* scrubs failed (each one destroyed) */
+	long	recycled_taken;	/* creates served by a recycled one */
+};
 
 struct sandbox_limits {
 	long	memory_mb;	/* whole sandbox (cgroup), else per process */
@@ -61,11 +72,13 @@ struct sandbox	*sandbox_start(const char *template_id, int preload,
 
 /*
  * Makes a pooled sandbox a client's: counts it against max_live, sets its
- * metadata (taking ownership) and lifetime.  Returns 0, or -1 with
- * SANDBOX_LIMIT in *err if max_live is reached.
+ * metadata (taking ownership) and lifetime, and its recycling group (the
+ * owner whose creates may get it back after a scrub; NULL: "").  Returns
+ * 0, or -1 with SANDBOX_LIMIT in *err if max_live is reached.
  */
 int		 sandbox_claim(struct sandbox *sb, int timeout_s,
-		    struct json_object *metadata, enum sandbox_err *err);
+		    struct json_object *metadata, const char *group,
+		    enum sandbox_err *err);
 
 /* Finds a live, claimed sandbox by id; NULL if none.  Takes a reference. */
 struct sandbox	*sandbox_find(const char *id);
@@ -77,8 +90,39 @@ void		 sandbox_kill(struct sandbox *sb);
 /* Kills every sandbox, pooled ones too (shutdown). */
 void		 sandbox_kill_all(void);
 
-/* Kills the claimed sandboxes whose lifetime is over, and dead ones. */
-void		 sandbox_reap(void);
+/*
+ * Kills the claimed sandboxes whose lifetime is over (or hands them to
+ * recycle, if not NULL and they can be: see sandbox_retire), dead ones,
+ * and recycled ones no one took for two minutes.
+ */
+void		 sandbox_reap(void (*recycle)(struct sandbox *));
+
+/*
+ * Recycling (docs/sandbox-internals.md, "Recycling").  sandbox_retire takes
+ * a claimed sandbox out of use instead of killing it: unknown by its id at
+ * once, not counted, its relays woken.  Returns 0 with a reference for the
+ * recycler, or -1 if it cannot be recycled (no group: its creator named
+ * no owner; started with env vars or without preloading or cgroups; dead
+ * or killed): then kill it.
+ */
+int		 sandbox_retire(struct sandbox *sb);
+
+/*
+ * Makes a retired sandbox new: waits for its last users, frees its
+ * contexts, has the supervisor scrub it, checks the result from outside
+ * and gives it a new id and token.  Returns 0, or -1 with err (then kill
+ * it: a sandbox that fails any check is never offered again).
+ */
+int		 sandbox_scrub(struct sandbox *sb, char *err, size_t errlen);
+
+/* Offers a scrubbed sandbox to creates of its group. */
+void		 sandbox_offer_recycled(struct sandbox *sb);
+
+/* Counts for GET /health.  OUT: out. */
+void		 sandbox_get_stats(struct sandbox_stats *out);
+
+/* Slots (uids) free for new sandboxes. */
+long		 sandbox_free_slots(void);
 
 /* Sets the end of life to now + seconds (clamped to the maximum). */
 void		 sandbox_set_timeout(struct sandbox *sb, long seconds);
@@ -97,12 +141,19 @@ long		 sandbox_pool_count(void);
 /* Lets a pooled sandbox be taken: it has started, its kernel too. */
 void		 sandbox_offer(struct sandbox *sb);
 
-/* Takes an offered pooled sandbox of template_id, or NULL (a reference). */
-struct sandbox	*sandbox_pool_take(const char *template_id);
+/*
+ * Takes an offered sandbox of template_id: a recycled one of group if
+ * any (*recycled = 1), else a pooled one (*recycled = 0).  NULL if none;
+ * else a reference.
+ */
+struct sandbox	*sandbox_pool_take(const char *template_id, const char *group,
+		    int *recycled);
 
 /* Accessors. */
 const char	*sandbox_id(const struct sandbox *sb);
 const char	*sandbox_template(const struct sandbox *sb);
+/* The name of its cgroups and directory: for its whole life. */
+const char	*sandbox_cgroup(const struct sandbox *sb);
 const char	*sandbox_token(const struct sandbox *sb);
 int64_t		 sandbox_started_ms(const struct sandbox *sb);
 int64_t		 sandbox_end_ms(const struct sandbox *sb);

@@ -4,6 +4,7 @@ gateway's reaper, the per-project cap (429 sandbox_limit), and that
 another project's sandbox is invisible on every route.
 """
 
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -265,33 +266,122 @@ def test_another_projects_sandbox_is_invisible_on_every_route(stack):
 # --- the project cap -------------------------------------------------------------------
 
 
-def test_project_cap(stack):
-    with Stack(name="sandbox-cap", sandboxd=False,
-               env=dict(stack.provider_env(), IRIS_PROJECT_SANDBOXES="2")) as capped:
+def capped_stack(stack, name, cap="2", **env):
+    return Stack(name=name, sandboxd=False, env=dict(
+        stack.provider_env(), IRIS_PROJECT_SANDBOXES=cap, **env))
+
+
+def test_cap_evicts_the_least_recently_used_idle_session(stack):
+    """At the cap an idle session never blocks a call: the least recently
+    used one is evicted, its next call is told so (409 session_evicted),
+    and the one after that starts it afresh."""
+    with capped_stack(stack, "sandbox-cap") as capped:
         a = create(capped, {"sessionId": "cap-1"})
         b = create(capped, {"sessionId": "cap-2"})
-        r = capped.execute({"code": "print(3)", "sessionId": "cap-3"})
-        body = assert_error(r, 429, "sandbox_limit")
-        assert "2" in body["error"]["message"]
+        assert_ran(capped.execute({"code": "x = 2", "sessionId": "cap-2"}))
+        # cap-1 is the least recently used: a one-shot call takes its room.
+        r = capped.execute({"code": "print(3)"})
+        assert assert_ran(r)["result"]["output"] == "3\n"
+        ended = capped.sql("SELECT status FROM sandboxes WHERE sandbox_id = ?",
+                           (a["sandboxId"],))[0]
+        assert ended["status"] == "closed"
+        detail = capped.sql("SELECT detail FROM sandbox_events WHERE sandbox_id = ? "
+                            "AND event = 'closed'", (a["sandboxId"],))[0]["detail"]
+        assert detail.startswith("evicted:"), detail
+        # Told once, plainly, with its own code; the row says it too.
+        r = capped.execute({"code": "print(1)", "sessionId": "cap-1"})
+        body = assert_error(r, 409, "session_evicted")
+        assert body["error"]["field"] == "sessionId" and "evicted" in body["error"]["message"]
         row = capped.execution_row(r)
-        assert row["status"] == "rejected" and row["error_name"] == "sandbox_limit"
-        assert_error(capped.execute({"code": "print(3)"}), 429, "sandbox_limit")
-        assert_error(capped.post("/api/iris/sandbox", json={"sessionId": "cap-3"}), 429,
-                     "sandbox_limit")
+        assert row["status"] == "rejected" and row["error_name"] == "session_evicted"
+        # Then afresh, in a new sandbox of its own.
+        r = capped.execute({"code": "print('again')", "sessionId": "cap-1"})
+        assert assert_ran(r)["result"]["output"] == "again\n"
+        # cap-2 is now the least recently used: the next one-shot evicts it.
+        assert_ran(capped.execute({"code": "print(4)"}))
+        assert_error(capped.execute({"code": "x", "sessionId": "cap-2"}), 409,
+                     "session_evicted")
+        r = capped.execute({"code": "print('cap-1 kept')", "sessionId": "cap-1"})
+        assert assert_ran(r)["result"]["output"] == "cap-1 kept\n"
         assert capped.sql("SELECT count(*) AS n FROM sandboxes WHERE project_id = 'alpha' "
-                          "AND status = 'running'")[0]["n"] == 2
-        # The sessions that have a sandbox keep working.
-        assert assert_ran(capped.execute({"code": "print(1)", "sessionId": "cap-1"}))[
-            "sandboxId"] == a["sandboxId"]
+                          "AND status = 'running'")[0]["n"] <= 2
         # Another project is not affected.
         r = capped.execute({"code": "print('beta')", "sessionId": "cap-3"}, key=capped.key_beta)
         assert assert_ran(r)["result"]["output"] == "beta\n"
-        # Room again once one is closed.
-        assert_ok(delete(capped, "?sandboxId=" + b["sandboxId"]))
-        r = capped.execute({"code": "print(3)", "sessionId": "cap-3"})
-        assert assert_ran(r)["result"]["output"] == "3\n"
+        assert b["sandboxId"] != a["sandboxId"]
         assert_ok(delete(capped, "?all=true"))
         assert_ok(delete(capped, "?all=true", key=capped.key_beta))
+
+
+def run_in_thread(fn):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", fn()))
+    t.start()
+    return t, out
+
+
+def wait_busy(capped, n, deadline_s=30):
+    """Until n sandboxes of alpha are running code (busy_until set)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        rows = capped.sql("SELECT count(*) AS n FROM sandboxes WHERE project_id = 'alpha' "
+                          "AND status = 'running' AND busy_until IS NOT NULL")
+        if rows[0]["n"] >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%d busy sandboxes never showed" % n)
+
+
+def test_cap_queues_a_call_until_room_comes(stack):
+    """Every sandbox running code: a call waits its turn instead of failing,
+    and runs as soon as one is given back."""
+    with capped_stack(stack, "sandbox-queue") as capped:
+        runs = [run_in_thread(lambda i=i: capped.execute(
+            {"code": "import time; time.sleep(2); print(%d)" % i, "sessionId": "busy-%d" % i}))
+            for i in range(2)]
+        wait_busy(capped, 2)
+        t0 = time.monotonic()
+        r = capped.execute({"code": "print('queued')", "timeout": 30})
+        assert assert_ran(r)["result"]["output"] == "queued\n"
+        assert time.monotonic() - t0 < 30
+        for t, out in runs:
+            t.join(60)
+            assert assert_ran(out["r"])["result"]["success"]
+        assert_ok(delete(capped, "?all=true"))
+
+
+def test_cap_refuses_after_its_wait_with_retry_after(stack):
+    """Busy to the end of the call's own timeout: 429 with Retry-After, and
+    its executions row; the busy runs are untouched."""
+    with capped_stack(stack, "sandbox-refuse", cap="1") as capped:
+        t, out = run_in_thread(lambda: capped.execute(
+            {"code": "import time; time.sleep(4); print('long')", "sessionId": "long"}))
+        wait_busy(capped, 1)
+        r = capped.execute({"code": "print(3)", "timeout": 1})
+        body = assert_error(r, 429, "sandbox_limit")
+        assert "1 live sandboxes" in body["error"]["message"]
+        assert int(r.headers["Retry-After"]) >= 1
+        row = capped.execution_row(r)
+        assert row["status"] == "rejected" and row["error_name"] == "sandbox_limit"
+        r = capped.post("/api/iris/sandbox", json={"sessionId": "other"})
+        t.join(60)
+        assert assert_ran(out["r"])["result"]["output"] == "long\n"
+        assert_ok(delete(capped, "?all=true"))
+
+
+def test_cap_full_queue_is_refused_at_once(stack):
+    """With no room in the queue itself, the refusal is immediate."""
+    with capped_stack(stack, "sandbox-noqueue", cap="1", IRIS_ADMISSION_QUEUE="0") as capped:
+        t, out = run_in_thread(lambda: capped.execute(
+            {"code": "import time; time.sleep(3)", "sessionId": "long"}))
+        wait_busy(capped, 1)
+        t0 = time.monotonic()
+        r = capped.execute({"code": "print(3)", "timeout": 20})
+        assert_error(r, 429, "sandbox_limit")
+        assert r.headers["Retry-After"] == "1"
+        assert time.monotonic() - t0 < 20
+        t.join(60)
+        assert_ok(delete(capped, "?all=true"))
 
 
 # --- idle lifetime ------------------------------------------------------------------------

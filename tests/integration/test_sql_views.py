@@ -169,21 +169,24 @@ def load_executions(con):
 # --- migration ----------------------------------------------------------
 
 
-def test_migrate_applies_002(tmp_path):
+def test_migrate_applies_002_and_003(tmp_path):
     path = tmp_path / "iris.db"
     r = migrate(path)
-    assert re.search(r"schema version 2\b", r.stdout)
+    assert re.search(r"schema version 3\b", r.stdout)
     c = sqlite3.connect(path)
     try:
-        assert c.execute("PRAGMA user_version").fetchone() == (2,)
+        assert c.execute("PRAGMA user_version").fetchone() == (3,)
         names = {n for (n,) in c.execute("SELECT name FROM sqlite_master")}
         assert set(VIEWS) <= names
         assert set(INDEXES) <= names
         assert c.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        cols = {row[1] for row in c.execute("PRAGMA table_info(sandboxes)")}
+        assert "busy_until" in cols
+        assert "session_evictions" in names and "sandboxes_project_lru" in names
     finally:
         c.close()
     # Applying again changes nothing.
-    assert "schema version 2" in migrate(path).stdout
+    assert "schema version 3" in migrate(path).stdout
 
 
 def test_migrate_upgrades_a_version_1_database(tmp_path):
@@ -198,7 +201,7 @@ def test_migrate_upgrades_a_version_1_database(tmp_path):
     migrate(path)
     c = sqlite3.connect(path)
     try:
-        assert c.execute("PRAGMA user_version").fetchone() == (2,)
+        assert c.execute("PRAGMA user_version").fetchone() == (3,)
         assert rows(c, "SELECT project_id, volume FROM v_project_daily") == \
             [("alpha", 1)]
     finally:

@@ -16,6 +16,9 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/hostmem.h"
+#include "common/timestamp.h"
+#include "gateway/admission.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/execute.h"
@@ -1396,6 +1399,81 @@ test_outcome_timeout(void **state)
 	outcome_release(&o);
 }
 
+/* --- admission: the queue at a project's cap --------------------------- */
+
+static void
+test_admission_bounded(void **state)
+{
+	struct admission *a = admission_new(2);
+	struct admission_ticket t1, t2, t3;
+
+	(void)state;
+	assert_int_equal(admission_enter(a, &t1, "p"), 0);
+	assert_int_equal(admission_enter(a, &t2, "q"), 0);
+	assert_int_equal(admission_enter(a, &t3, "p"), -1);	/* full */
+	assert_int_equal(admission_waiting(a), 2);
+	admission_leave(a, &t1);
+	assert_int_equal(admission_enter(a, &t3, "p"), 0);	/* room again */
+	admission_leave(a, &t2);
+	admission_leave(a, &t3);
+	assert_int_equal(admission_waiting(a), 0);
+	admission_free(a);
+}
+
+static void
+test_admission_first_of_project_goes(void **state)
+{
+	struct admission *a = admission_new(8);
+	struct admission_ticket p1, q1, p2;
+	int64_t soon = ts_mono_ms() + 50;
+
+	(void)state;
+	admission_enter(a, &p1, "p");
+	admission_enter(a, &q1, "q");
+	admission_enter(a, &p2, "p");
+	/* Another project's waiter is no obstacle; an earlier one of ours is. */
+	assert_int_equal(admission_wait(a, &p1, soon, 1), 0);
+	assert_int_equal(admission_wait(a, &q1, soon, 1), 0);
+	assert_int_equal(admission_wait(a, &p2, soon, 1), -1);
+	admission_leave(a, &p1);
+	assert_int_equal(admission_wait(a, &p2, ts_mono_ms() + 50, 1), 0);
+	admission_leave(a, &q1);
+	admission_leave(a, &p2);
+	admission_free(a);
+}
+
+static void
+test_admission_retry_waits_a_poll(void **state)
+{
+	struct admission *a = admission_new(1);
+	struct admission_ticket t;
+	int64_t t0;
+
+	(void)state;
+	admission_enter(a, &t, "p");
+	t0 = ts_mono_ms();
+	assert_int_equal(admission_wait(a, &t, t0 + 10000, 0), 0);
+	/* Nothing was given back: it looked again after one poll period. */
+	assert_true(ts_mono_ms() - t0 >= ADMISSION_POLL_MS - 1);
+	assert_int_equal(admission_wait(a, &t, ts_mono_ms() - 1, 0), -1);
+	admission_leave(a, &t);
+	admission_free(a);
+}
+
+static void
+test_hostmem_count(void **state)
+{
+	long total, avail;
+
+	(void)state;
+	assert_int_equal(hostmem_count(24576, 3, 4, 512, 4, 10000), 36);
+	assert_int_equal(hostmem_count(1024, 3, 4, 512, 4, 10000), 4);
+	assert_int_equal(hostmem_count(1 << 30, 3, 4, 256, 4, 900), 900);
+	assert_int_equal(hostmem_count(0, 3, 4, 512, 4, 10000), 4);
+	assert_int_equal(hostmem_read(&total, &avail), 0);
+	assert_true(total > 0 && avail > 0 && avail <= total);
+}
+
 int
 main(void)
 {
@@ -1447,6 +1525,10 @@ main(void)
 		cmocka_unit_test(test_config_socket_mode_octal),
 		cmocka_unit_test(test_config_strings),
 		cmocka_unit_test(test_config_code_over_body),
+		cmocka_unit_test(test_admission_bounded),
+		cmocka_unit_test(test_admission_first_of_project_goes),
+		cmocka_unit_test(test_admission_retry_waits_a_poll),
+		cmocka_unit_test(test_hostmem_count),
 		REQ_TEST(test_reply_error_envelope),
 		REQ_TEST(test_execute_minimal),
 		REQ_TEST(test_execute_language),
