@@ -1293,7 +1293,12 @@ def main(context=None, zygote=False):
         np = sys.modules.get("numpy")
         if np is not None:
             try:
-                np.random.seed()          # forks must not share the zygote's stream
+                # Forks must not share the zygote's stream.  A full
+                # 624-word state from the OS, as seed() would draw, but
+                # without its Python-level entropy pooling (a fork pays for
+                # every page it touches).
+                np.random.seed(np.frombuffer(os.urandom(2496),
+                                             dtype=np.uint32))
             except Exception:
                 pass
     here = os.path.dirname(_KERNEL_FILE)

@@ -542,10 +542,14 @@ class Supervisor:
         every writable place put back as it was.  Then checks each of those
         and answers {"op": "scrubbed", "ok": bool, "message": ...}; the
         daemon destroys the sandbox unless ok (docs/sandbox-internals.md)."""
+        t0, c0 = time.monotonic(), time.process_time()
         try:
             problem = self._scrub()
         except Exception as e:                      # any failure fails it
             problem = "scrub failed: %r" % (e,)
+        log("scrub: %s in %.1f ms (%.1f ms of CPU)" % (
+            problem or "ok", (time.monotonic() - t0) * 1000,
+            (time.process_time() - c0) * 1000))
         self.emit({"op": "scrubbed", "ok": problem is None,
                    "message": problem or ""})
 

@@ -25,6 +25,8 @@
 #define CODE_PORT	49999
 #define ENVD_PORT	49983
 #define DEFAULT_TIMEOUT	15		/* E2B's when create omits it */
+#define SCRUB_WAIT_MS	3000		/* for the owner's sandbox in a scrub: far
+					 * less than a start costs */
 
 static const struct api_config *cfg;
 static unsigned char key_hash[CRYPTO_SHA256_LEN];
@@ -309,9 +311,11 @@ create_sandbox(struct http_req *req)
 	if (metadata && json_object_object_get_ex(metadata, "projectId", &v))
 		group = json_object_get_string(v);
 	if (env_vars == NULL && (sb = sandbox_pool_take(template_id, group,
-	    &recycled)) != NULL)
+	    SCRUB_WAIT_MS, &recycled)) != NULL)
 		cfg->pool_wake();
-	cfg->pool_demand(sb != NULL);
+	/* The pool is for creates a recycled sandbox does not serve. */
+	if (!recycled)
+		cfg->pool_demand(sb != NULL);
 	if (sb == NULL)
 		sb = sandbox_start(template_id,
 		    strcmp(template_id, "code-interpreter-v1") == 0, 0, env_vars,

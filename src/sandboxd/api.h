@@ -14,7 +14,7 @@ struct api_config {
 	const char	*api_key;	/* e2b_<hex> */
 	long		 max_sandboxes;	/* for the 429 message */
 	void		(*pool_wake)(void);	/* a pooled sandbox was taken */
-	/* A create came (served from the pool or recycled: hit = 1). */
+	/* A create not served by a recycled sandbox (from the pool: hit). */
 	void		(*pool_demand)(int hit);
 	long		(*pool_target)(void);	/* the pool's size now */
 	/* Takes a retired sandbox (and its reference) to scrub and offer. */

@@ -28,7 +28,7 @@ int	pool_start(const struct pool_config *cfg);
 /* A sandbox was taken from the pool: top it up. */
 void	pool_wake(void);
 
-/* Counts a create (hit: served by the pool or a recycled sandbox). */
+/* Counts a create that needed the pool (hit: it had one ready). */
 void	pool_demand(int hit);
 
 /* The number of pooled sandboxes wanted now. */

@@ -81,6 +81,7 @@ static int drop_uid;			/* 0 when not root: no uid switch */
 static char passwd_dir[PATH_MAX];
 static char progs_dir[PATH_MAX];		/* our copy of sandbox/ */
 static struct sandbox_stats stats;	/* under reg_lock */
+static pthread_cond_t recycled_cv = PTHREAD_COND_INITIALIZER;	/* offered */
 
 static long	sandbox_count_locked(void);
 static int	evict_recycled(void);
@@ -990,27 +991,72 @@ takeable(const struct sandbox *sb, const char *template_id,
 	    (!recycled || strcmp(sb->group, group) == 0);
 }
 
-struct sandbox *
-sandbox_pool_take(const char *template_id, const char *group, int *recycled)
+/* The first takeable one, reg_lock held; NULL if none. */
+static struct sandbox *
+find_takeable(const char *template_id, const char *group, int recycled)
 {
-	struct sandbox *sb = NULL;
-	int pass;
+	struct sandbox *sb;
 
+	for (sb = registry; sb; sb = sb->next)
+		if (takeable(sb, template_id, group, recycled))
+			return sb;
+	return NULL;
+}
+
+/* 1 if a sandbox of group is being scrubbed; reg_lock held. */
+static int
+scrubbing_for(const char *group)
+{
+	struct sandbox *sb;
+
+	for (sb = registry; sb; sb = sb->next)
+		if (sb->retiring && !sb->killed && strcmp(sb->group, group) == 0)
+			return 1;
+	return 0;
+}
+
+/* Waits on recycled_cv until deadline (monotonic ms); reg_lock held. */
+static void
+wait_offered(int64_t deadline)
+{
+	int64_t ms = deadline - ts_mono_ms();
+	struct timespec until;
+
+	if (ms <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&recycled_cv, &reg_lock, &until);
+}
+
+struct sandbox *
+sandbox_pool_take(const char *template_id, const char *group, int wait_ms,
+    int *recycled)
+{
+	int64_t deadline = ts_mono_ms() + wait_ms;
+	struct sandbox *sb;
+
+	if (group == NULL)
+		group = "";
 	pthread_mutex_lock(&reg_lock);
-	/* The group's own recycled sandboxes first: the pool is for all. */
-	for (pass = 1; pass >= 0 && sb == NULL; pass--)
-		for (sb = registry; sb; sb = sb->next)
-			if (takeable(sb, template_id, group ? group : "",
-			    pass)) {
-				/* Out of the pool at once: no one else may
-				 * take it. */
-				sb->pooled = 2;
-				sb->refs++;
-				*recycled = pass;
-				break;
-			}
-	if (sb && *recycled)
-		stats.recycled_taken++;
+	/*
+	 * The group's own recycled sandboxes first, even one still being
+	 * scrubbed (milliseconds): the pool is for everyone, and refilling
+	 * it costs a sandbox start.
+	 */
+	while ((sb = find_takeable(template_id, group, 1)) == NULL &&
+	    group[0] && scrubbing_for(group) && ts_mono_ms() < deadline)
+		wait_offered(deadline);
+	*recycled = sb != NULL;
+	if (sb == NULL)
+		sb = find_takeable(template_id, group, 0);
+	if (sb) {
+		sb->pooled = 2;		/* out of the pool: no one else takes it */
+		sb->refs++;
+		stats.recycled_taken += *recycled;
+	}
 	pthread_mutex_unlock(&reg_lock);
 	return sb;
 }
@@ -1038,6 +1084,8 @@ sandbox_kill(struct sandbox *sb)
 	pthread_mutex_lock(&reg_lock);
 	first = !sb->killed;
 	sb->killed = 1;
+	if (sb->retiring)	/* a create may be waiting for it */
+		pthread_cond_broadcast(&recycled_cv);
 	for (pp = &registry; *pp; pp = &(*pp)->next)
 		if (*pp == sb) {
 			*pp = sb->next;
@@ -1475,6 +1523,7 @@ sandbox_offer_recycled(struct sandbox *sb)
 	sb->recycled = 1;
 	sb->offered = 1;
 	sb->offered_ms = ts_mono_ms();
+	pthread_cond_broadcast(&recycled_cv);
 	pthread_mutex_unlock(&reg_lock);
 }
 

@@ -143,11 +143,12 @@ void		 sandbox_offer(struct sandbox *sb);
 
 /*
  * Takes an offered sandbox of template_id: a recycled one of group if
- * any (*recycled = 1), else a pooled one (*recycled = 0).  NULL if none;
- * else a reference.
+ * any (*recycled = 1) -- waiting up to wait_ms for one of group being
+ * scrubbed -- else a pooled one (*recycled = 0).  NULL if none; else a
+ * reference.
  */
 struct sandbox	*sandbox_pool_take(const char *template_id, const char *group,
-		    int *recycled);
+		    int wait_ms, int *recycled);
 
 /* Accessors. */
 const char	*sandbox_id(const struct sandbox *sb);
