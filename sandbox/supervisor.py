@@ -139,19 +139,75 @@ def remove_sysv():
             rm(ident)
 
 
-KEYCTL_NR = {"x86_64": 250, "aarch64": 219}
+# System call numbers the standard library does not wrap, by machine.
+SYSCALLS = {"x86_64": {"keyctl": 250, "ioprio_get": 252},
+            "aarch64": {"keyctl": 219, "ioprio_get": 31}}
+KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 7, 22
+KEY_SPEC_PROCESS = -2
+SESSION_USER_RINGS = (-3, -4, -5)   # KEY_SPEC_SESSION/USER/USER_SESSION_KEYRING
+
+
+def syscall(name, *args):
+    """A raw system call by name; -1 with errno set, or ENOSYS if unknown."""
+    import platform
+    nr = SYSCALLS.get(platform.machine(), {}).get(name)
+    if nr is None:
+        raise OSError(38, "%s: unknown on this machine" % name)
+    return libc().syscall(nr, *args)
+
+
+def keyrings():
+    """The keyrings a run can leave keys in, all of them the uid's: the
+    session, user and user-session keyrings and the persistent one
+    (created here if missing, so that it is part of the baseline)."""
+    persistent = syscall("keyctl", KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_PROCESS)
+    return SESSION_USER_RINGS + ((persistent,) if persistent > 0 else ())
 
 
 def clear_keyrings():
-    """KEYCTL_CLEAR the session, user and user-session keyrings: keys a run
-    adds there would otherwise outlive it (they belong to the uid)."""
-    import platform
-    nr = KEYCTL_NR.get(platform.machine())
-    if nr is None:
-        return
-    lc = libc()
-    for ring in (-3, -4, -5):     # KEY_SPEC_SESSION/USER/USER_SESSION_KEYRING
-        lc.syscall(nr, 7, ring)   # KEYCTL_CLEAR
+    """KEYCTL_CLEAR every keyring of the uid; a keyring a run locked
+    against it is an error (then the sandbox is destroyed)."""
+    for ring in keyrings():
+        if syscall("keyctl", KEYCTL_CLEAR, ring) != 0:
+            return "keyring %d could not be cleared" % ring
+    return None
+
+
+def key_counts():
+    """The uid's key counts from /proc/key-users: (nkeys/nikeys,
+    qnkeys/maxkeys), every key and keyring it owns, visible or not."""
+    with open("/proc/key-users") as f:
+        for line in f:
+            uid, _, rest = line.partition(":")
+            if uid.strip() == str(os.getuid()):
+                return tuple(rest.split()[1:3])
+    return None
+
+
+def keys_back_to(counts, deadline):
+    """Waits for the kernel's key collector to drop the cleared keys:
+    True once the counts are those of the baseline."""
+    while key_counts() != counts:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def process_settings():
+    """What a process of the same uid may change about us without ptrace,
+    and every kernel we fork inherits: rlimits (prlimit), nice, CPU
+    affinity, scheduling policy and I/O priority."""
+    import resource
+    limits = tuple((name, resource.getrlimit(getattr(resource, name)))
+                   for name in sorted(dir(resource)) if name.startswith("RLIMIT_"))
+    try:
+        ioprio = syscall("ioprio_get", 1, 0)         # IOPRIO_WHO_PROCESS, self
+    except OSError:
+        ioprio = None
+    return (limits, os.getpriority(os.PRIO_PROCESS, 0),
+            tuple(sorted(os.sched_getaffinity(0))), os.sched_getscheduler(0),
+            os.sched_getparam(0).sched_priority, ioprio)
 
 
 def empty_dir(fd, dev):
@@ -215,6 +271,9 @@ class Baseline:
 
     def __init__(self):
         self.roots = {}
+        clear_keyrings()               # makes every keyring a scrub touches
+        self.keys = key_counts()
+        self.settings = process_settings()
         total = 0
         for root in WRITABLE:
             try:
@@ -229,9 +288,9 @@ class Baseline:
 
     def restore(self, root):
         mode, tree = self.roots[root]
+        os.chmod(root, 0o700)          # a run may have made it unreadable
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            os.chmod(fd, 0o700)
             for attr in os.listxattr(fd):
                 os.removexattr(fd, attr)
             empty_dir(fd, os.fstat(fd).st_dev)
@@ -562,7 +621,9 @@ class Supervisor:
         if not kill_others(time.monotonic() + SCRUB_KILL_S):
             return "processes outlived SIGKILL"
         remove_sysv()
-        clear_keyrings()
+        problem = clear_keyrings()
+        if problem:
+            return problem
         for root in self.baseline.roots:
             self.baseline.restore(root)
         # The checks, each on its own, after all of it.
@@ -574,6 +635,10 @@ class Supervisor:
         for root in self.baseline.roots:
             if not self.baseline.matches(root):
                 return "%s differs from its start-up state" % root
+        if not keys_back_to(self.baseline.keys, time.monotonic() + 1):
+            return "keys are left"
+        if process_settings() != self.baseline.settings:
+            return "the supervisor's limits or scheduling were changed"
         if prctl(3, 0) != 0:                        # PR_GET_DUMPABLE
             return "the supervisor became dumpable"
         with open("/proc/self/status") as f:

@@ -589,16 +589,16 @@ timeout_error(struct exec *ex, int lost)
 	char value[512];
 	long s = ex->timeout_ms / 1000;
 
+	/* The words the gateway's API documents, and why the state is gone. */
 	if (lost)
 		snprintf(value, sizeof(value), "execution timed out after %ld "
-		    "s and the code did not stop within %d s of its interrupt: "
-		    "the %s kernel was killed, its state is lost, and the next "
+		    "s; the code did not stop within %d s of its interrupt, so "
+		    "the %s kernel was killed: its state is lost, and the next "
 		    "run starts a fresh kernel", s,
 		    KERNEL_INTERRUPT_GRACE_MS / 1000, ex->ctx->language);
 	else
 		snprintf(value, sizeof(value), "execution timed out after %ld "
-		    "s: the code was interrupted; the context's state is kept",
-		    s);
+		    "s", s);
 	emit_error(ex, "TimeoutError", value);
 	ex->timeout_said = 1;
 }

@@ -28,6 +28,7 @@
 
 #include "common/buf.h"
 #include "common/crypto.h"
+#include "common/hostmem.h"
 #include "common/log.h"
 #include "common/timestamp.h"
 #include "sandboxd/cgroup.h"
@@ -472,10 +473,9 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 		}
 	}
 	ARG("--setenv"); ARG("E2B_SANDBOX"); ARG("true");
-	/* The supervisor's, naming the sandbox on the host's command line;
-	 * each kernel's spawn sets the current one (recycled, a sandbox has
-	 * a new id). */
-	ARG("--setenv"); ARG("E2B_SANDBOX_ID"); ARG(sb->name);
+	/* E2B_SANDBOX_ID comes with each kernel's spawn: recycled, a sandbox
+	 * has a new id, and no process's first environment may name the
+	 * old one. */
 	ARG("/usr/bin/python3");
 	ARG("-E");		/* no PYTHON* variables from envVars */
 	ARG("-s");		/* no user site directory */
@@ -873,12 +873,34 @@ fail:
 	return -1;
 }
 
+/*
+ * 1 if the host has too little memory left for another sandbox: less
+ * available than one sandbox's limit, or than 1/16 of the host (the page
+ * cache and everyone else need room too).
+ */
+static int
+memory_low(void)
+{
+	long total, avail, reserve;
+
+	if (hostmem_read(&total, &avail) == -1)
+		return 0;
+	reserve = total / 16 > cfg->limits.memory_mb ? total / 16 :
+	    cfg->limits.memory_mb;
+	return avail < reserve;
+}
+
 struct sandbox *
 sandbox_start(const char *template_id, int preload, int pooled,
     struct json_object *env_vars, enum sandbox_err *err)
 {
 	struct sandbox *sb;
 
+	if (memory_low()) {
+		log_warnx("the host is low on memory: no new sandbox");
+		*err = pooled ? SANDBOX_FAILED : SANDBOX_LIMIT;
+		return NULL;
+	}
 	if ((sb = sandbox_new(template_id, pooled)) == NULL) {
 		*err = SANDBOX_FAILED;
 		return NULL;
@@ -1463,13 +1485,25 @@ scrub_outside(struct sandbox *sb, char *err, size_t errlen)
 	return 0;
 }
 
-/* Gives sb the identity of a new sandbox. */
-static void
-renew(struct sandbox *sb)
+/*
+ * Gives sb the identity of a new sandbox.  Its directory is renamed after
+ * the new id: inside, /proc/self/mountinfo names the source of /run/iris
+ * by its path now, so no earlier id shows.  Returns 0, or -1.
+ */
+static int
+renew(struct sandbox *sb, char *err, size_t errlen)
 {
+	char dir[PATH_MAX], id[SANDBOX_ID_LEN + 1];
 	unsigned char rnd[32];
 
-	random_id(sb->id);
+	random_id(id);
+	if (pathf(dir, "%s/sandboxes/%s", cfg->state_dir, id) == -1 ||
+	    rename(sb->dir, dir) == -1) {
+		snprintf(err, errlen, "its directory could not be renamed");
+		return -1;
+	}
+	memcpy(sb->dir, dir, sizeof(sb->dir));
+	memcpy(sb->id, id, sizeof(sb->id));
 	if (crypto_random(rnd, sizeof(rnd)) == -1)
 		fatalx("no randomness");
 	crypto_hex(rnd, sizeof(rnd), sb->token);
@@ -1478,6 +1512,7 @@ renew(struct sandbox *sb)
 	sb->metadata = NULL;
 	sb->started_ms = ts_now_ms();
 	sb->end_ms = INT64_MAX;
+	return 0;
 }
 
 int
@@ -1496,8 +1531,7 @@ sandbox_scrub(struct sandbox *sb, char *err, size_t errlen)
 	if (!sb->killed && scrub_inside(sb, err, errlen) == 0 &&
 	    scrub_outside(sb, err, errlen) == 0) {
 		drain_listener(sb);
-		renew(sb);
-		rc = 0;
+		rc = renew(sb, err, errlen);
 	}
 	sandbox_unlock(sb);
 done:

@@ -442,10 +442,11 @@ class Daemon:
 
     def sandbox_procs(self, sandbox_id):
         """Host processes of one sandbox: the bwrap whose command line names
-        it and everything under it."""
+        its directory (named by the sandbox's first id, for its whole life)
+        and everything under it."""
         out = {}
         for pid, info in all_procs().items():
-            if info[2] == self.proc.pid and "E2B_SANDBOX_ID %s " % sandbox_id in info[4]:
+            if info[2] == self.proc.pid and "/sandboxes/%s/run " % sandbox_id in info[4]:
                 out[pid] = info
                 out.update(descendants(pid))
         return out
