@@ -70,6 +70,14 @@ kill_evicted(struct request *req, const char *id)
 	e2b_kill(req->e2b, id);
 }
 
+static enum store_status
+try_claim(struct request *req, struct store_sandbox *row, long run_s,
+    char *evicted)
+{
+	return store_sandbox_claim(req->store, row, ts_now_ms(), run_s,
+	    req->cfg->project_sandboxes, PENDING_STALE_MS, evicted);
+}
+
 /*
  * Claims the row, waiting at the project's cap in the admission queue
  * until wait_ms has passed (an idle session is evicted first, by the
@@ -83,29 +91,26 @@ claim(struct request *req, struct store_sandbox *row, long run_s,
 	struct admission_ticket t;
 	enum store_status sst = STORE_LIMIT;
 	char evicted[IDS_MAX_LEN + 1];
-	int first = 1;
+	int tried = 0;
 
-	/* No one of the project waits: no need to queue for a first try. */
-	if (!admission_queued(req->admission, req->project_id) &&
-	    (sst = store_sandbox_claim(req->store, row, ts_now_ms(), run_s,
-	    req->cfg->project_sandboxes, PENDING_STALE_MS, evicted)) !=
-	    STORE_LIMIT)
-		goto done;
-	first = 0;
+	/* No call of the project waits: no need to queue for a first try. */
+	if (!admission_queued(req->admission, req->project_id)) {
+		tried = 1;
+		if ((sst = try_claim(req, row, run_s, evicted)) != STORE_LIMIT)
+			goto done;
+	}
 	if (admission_enter(req->admission, &t, req->project_id) == -1) {
 		l->retry_after_s = RETRY_FULL_S;
 		return STORE_LIMIT;
 	}
 	for (;;) {
-		if (admission_wait(req->admission, &t, deadline, first) == -1) {
+		if (admission_wait(req->admission, &t, deadline, !tried) == -1) {
 			sst = STORE_LIMIT;
 			l->retry_after_s = RETRY_WAITED_S;
 			break;
 		}
-		first = 0;
-		sst = store_sandbox_claim(req->store, row, ts_now_ms(), run_s,
-		    req->cfg->project_sandboxes, PENDING_STALE_MS, evicted);
-		if (sst != STORE_LIMIT)
+		tried = 1;
+		if ((sst = try_claim(req, row, run_s, evicted)) != STORE_LIMIT)
 			break;
 	}
 	admission_leave(req->admission, &t);

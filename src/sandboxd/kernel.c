@@ -23,6 +23,7 @@
 #include "common/timestamp.h"
 #include "sandboxd/cgroup.h"
 #include "sandboxd/kernel.h"
+#include "sandboxd/proc.h"
 #include "sandboxd/sandbox.h"
 
 #define SPAWN_TIMEOUT_MS	30000
@@ -197,31 +198,6 @@ spawn_kernel(struct context *ctx, char *err, size_t errlen)
 	return rc;
 }
 
-/* Adds the children of pid (host view) to the list. */
-static void
-add_children(pid_t pid, pid_t *list, size_t *n)
-{
-	char path[64], text[4096], *p, *end;
-	ssize_t r;
-	long child;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
-	    (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return;
-	r = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	text[r > 0 ? r : 0] = '\0';
-	for (p = text; *n < TREE_MAX; p = end) {
-		child = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (child > 0)
-			list[(*n)++] = (pid_t)child;
-	}
-}
-
 /*
  * SIGKILLs a kernel and its descendants (a bash kernel's shell and what
  * it runs lead process groups of their own).  Each is stopped first, so
@@ -240,7 +216,7 @@ kill_tree(pid_t root)
 	list[0] = root;
 	for (i = 0; i < n; i++) {
 		kill(list[i], SIGSTOP);
-		add_children(list[i], list, &n);
+		proc_children(list[i], list, &n, TREE_MAX);
 	}
 	for (i = 0; i < n; i++)
 		kill(list[i], SIGKILL);
@@ -251,20 +227,9 @@ kill_tree(pid_t root)
 static int
 kernel_stopped(pid_t pid)
 {
-	char path[64], text[512], *p;
-	ssize_t r;
-	int fd;
+	char state = proc_state(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	r = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	text[r > 0 ? r : 0] = '\0';
-	/* "pid (comm) S ...": comm may hold anything, even ") ". */
-	if ((p = strrchr(text, ')')) == NULL || p[1] != ' ')
-		return 0;
-	return p[2] == 'T' || p[2] == 't';
+	return state == 'T' || state == 't';
 }
 
 /* Kills ctx's kernel; the context lock is held. */

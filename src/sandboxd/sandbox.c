@@ -33,7 +33,9 @@
 #include "common/timestamp.h"
 #include "sandboxd/cgroup.h"
 #include "sandboxd/kernel.h"
+#include "sandboxd/proc.h"
 #include "sandboxd/sandbox.h"
+#include "sandboxd/seccomp.h"
 
 #define START_TIMEOUT_MS	30000	/* for the supervisor's "ready" */
 #define SCRUB_TIMEOUT_MS	8000	/* for its "scrubbed" */
@@ -385,6 +387,9 @@ make_listener(struct sandbox *sb)
 	return 0;
 }
 
+#define SECCOMP_FD	3	/* where bwrap finds its program (--seccomp) */
+#define SECCOMP_FD_ARG	"3"
+
 /* Adds "a b" to argv. */
 #define ARG(x)	do { if (argc >= ARGV_MAX - 1) return -1; argv[argc++] = (x); } while (0)
 #define ARGV_MAX	160
@@ -427,6 +432,7 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--as-pid-1");
 	ARG("--new-session");
 	ARG("--cap-drop"); ARG("ALL");
+	ARG("--seccomp"); ARG(SECCOMP_FD_ARG);	/* no keyrings (seccomp.h) */
 	ARG("--uid"); ARG("1000");
 	ARG("--gid"); ARG("1000");
 	ARG("--hostname"); ARG("sandbox");
@@ -495,9 +501,10 @@ set_limit(int resource, rlim_t value)
 	setrlimit(resource, &rl);
 }
 
+
 /* In the child: limits, uid, exec.  Never returns. */
 static void
-child_exec(struct sandbox *sb, int in, int out, char **argv)
+child_exec(struct sandbox *sb, int in, int out, int sec, char **argv)
 {
 	const struct sandbox_limits *lim = &cfg->limits;
 	int devnull;
@@ -518,11 +525,13 @@ child_exec(struct sandbox *sb, int in, int out, char **argv)
 	set_limit(RLIMIT_NOFILE, (rlim_t)lim->nofile);
 	set_limit(RLIMIT_FSIZE, (rlim_t)lim->home_mb * 1024 * 1024);
 	set_limit(RLIMIT_CORE, 0);
-	if (dup2(in, 0) == -1 || dup2(out, 1) == -1)
+	if (dup2(in, 0) == -1 || dup2(out, 1) == -1 ||
+	    (sec == SECCOMP_FD ? fcntl(sec, F_SETFD, 0) :
+	    dup2(sec, SECCOMP_FD)) == -1)
 		_exit(121);
 	if (!cfg->debug && (devnull = open("/dev/null", O_WRONLY)) != -1)
 		dup2(devnull, 2);
-	closefrom(3);
+	closefrom(SECCOMP_FD + 1);
 	if (drop_uid && (setgroups(0, NULL) == -1 ||
 	    setresgid(sb->uid, sb->uid, sb->uid) == -1 ||
 	    setresuid(sb->uid, sb->uid, sb->uid) == -1))
@@ -543,7 +552,7 @@ static struct {
 	pthread_cond_t	 cv;
 	int		 state;		/* 0 idle, 1 asked, 2 answered */
 	struct sandbox	*sb;
-	int		 in, out;
+	int		 in, out, sec;
 	char		**argv;
 	pid_t		 pid;
 } launcher = {
@@ -562,7 +571,7 @@ launcher_main(void *arg)
 		launcher.pid = fork();
 		if (launcher.pid == 0)
 			child_exec(launcher.sb, launcher.in, launcher.out,
-			    launcher.argv);
+			    launcher.sec, launcher.argv);
 		launcher.state = 2;
 		pthread_cond_broadcast(&launcher.cv);
 	}
@@ -571,7 +580,7 @@ launcher_main(void *arg)
 
 /* Forks the container on the launcher thread.  Returns its pid, or -1. */
 static pid_t
-launch(struct sandbox *sb, int in, int out, char **argv)
+launch(struct sandbox *sb, int in, int out, int sec, char **argv)
 {
 	pid_t pid;
 
@@ -581,6 +590,7 @@ launch(struct sandbox *sb, int in, int out, char **argv)
 	launcher.sb = sb;
 	launcher.in = in;
 	launcher.out = out;
+	launcher.sec = sec;
 	launcher.argv = argv;
 	launcher.state = 1;
 	pthread_cond_broadcast(&launcher.cv);
@@ -806,30 +816,17 @@ destroy(struct sandbox *sb)
 static pid_t
 only_child(pid_t pid)
 {
-	char path[64], text[64], *end;
-	long child;
-	ssize_t n;
-	int fd;
+	pid_t kids[2];
+	size_t n = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
-	    (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	text[n] = '\0';
-	child = strtol(text, &end, 10);
-	return child > 0 && (*end == ' ' || *end == '\0') &&
-	    end[*end == ' '] == '\0' ? (pid_t)child : -1;
+	return proc_children(pid, kids, &n, 2) == 1 ? kids[0] : -1;
 }
 
 static int
 spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 {
 	char *argv[ARGV_MAX], strs[32768];
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, sec;
 
 	sb->uid = drop_uid ? (uid_t)(cfg->uid_base + sb->slot) : geteuid();
 	if (make_listener(sb) == -1)
@@ -845,7 +842,11 @@ spawn(struct sandbox *sb, int preload, struct json_object *env_vars)
 		log_warn("pipe");
 		goto fail;
 	}
-	if ((sb->pid = launch(sb, in[0], out[1], argv)) == -1) {
+	if ((sec = seccomp_program_fd()) == -1)
+		goto fail;
+	sb->pid = launch(sb, in[0], out[1], sec, argv);
+	close(sec);
+	if (sb->pid == -1) {
 		log_warn("fork");
 		goto fail;
 	}
@@ -1426,29 +1427,6 @@ scrub_inside(struct sandbox *sb, char *err, size_t errlen)
 		json_object_put(obj);
 		return ok ? 0 : -1;
 	}
-}
-
-/* A line "Name:\tvalue" of /proc/<pid>/status into out. */
-static int
-proc_status(pid_t pid, const char *name, char *out, size_t outsz)
-{
-	char path[64], line[256];
-	size_t n = strlen(name);
-	FILE *f;
-	int rv = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (rv == -1 && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, name, n) == 0 && line[n] == ':') {
-			snprintf(out, outsz, "%s", line + n + 1 +
-			    strspn(line + n + 1, " \t"));
-			out[strcspn(out, "\n")] = '\0';
-			rv = 0;
-		}
-	fclose(f);
-	return rv;
 }
 
 /*
