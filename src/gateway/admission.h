@@ -12,7 +12,8 @@
  */
 struct admission;
 
-#define ADMISSION_POLL_MS	20
+/* Other processes' sandboxes given back are seen this late at most. */
+#define ADMISSION_POLL_MS	100
 
 struct admission_ticket {
 	struct admission_ticket	*next;

@@ -289,8 +289,10 @@ lease_release(struct request *req, struct lease *l, long executions,
 	 * on time.  So no second call to the provider here.
 	 */
 	store_sandbox_touch(req->store, id, ts_now_ms(), executions, 0);
-	if (!l->fresh)
+	if (!l->fresh) {
+		admission_signal(req->admission);	/* evictable again */
 		return;
+	}
 	/* Closing it takes the provider a while: after the answer. */
 	if ((copy = arena_strndup(req->arena, id, strlen(id))) != NULL &&
 	    req->after == NULL) {
@@ -305,12 +307,20 @@ lease_hold(struct request *req, struct lease *l, long run_s,
     enum e2b_status *pst)
 {
 	const char *id = l->row.sandbox_id;
+	enum store_status sst;
 
+	/* Busy first: from now on no create evicts it. */
+	sst = store_sandbox_touch(req->store, id, ts_now_ms(), 0, run_s);
+	if (sst == STORE_NOT_FOUND && l->row.session_id[0] &&
+	    store_session_evicted(req->store, req->project_id,
+	    l->row.session_id) == STORE_OK)
+		return LEASE_EVICTED;	/* since it was found, a moment ago */
+	if (sst == STORE_NOT_FOUND)
+		return LEASE_NOT_FOUND;
 	*pst = e2b_set_timeout(req->e2b, id, (int)(l->row.idle_timeout_s +
 	    run_s));
 	if (*pst != E2B_OK)
 		return LEASE_PROVIDER;
-	store_sandbox_touch(req->store, id, ts_now_ms(), 0, run_s);
 	return LEASE_OK;
 }
 

@@ -57,9 +57,11 @@ enum lease_err	lease_acquire(struct request *req, const char *sandbox_id,
 		    enum e2b_status *pst);
 
 /*
- * Before a run of up to run_s seconds: the sandbox must outlive it, at
- * the provider and in its row, by its idle lifetime.  OUT: *pst.
- * Returns LEASE_OK, or LEASE_PROVIDER.
+ * Before a run of up to run_s seconds: the row is marked busy (no create
+ * evicts it until lease_release) and the sandbox must outlive the run,
+ * at the provider and in its row, by its idle lifetime.  OUT: *pst.
+ * Returns LEASE_OK; LEASE_EVICTED or LEASE_NOT_FOUND if the row ended
+ * since it was found; or LEASE_PROVIDER.
  */
 enum lease_err	lease_hold(struct request *req, struct lease *l, long run_s,
 		    enum e2b_status *pst);

@@ -16,6 +16,10 @@
 
 #define ERROR_TYPES_MAX	20	/* in GET /api/iris/metrics */
 
+/* ?2 (a time) plus `seconds` (an SQL expression), as ISO 8601 text. */
+#define SB_AHEAD(seconds) "strftime('%Y-%m-%dT%H:%M:%fZ', ?2, '+' || (" \
+	seconds ") || ' seconds')"
+
 enum stmt_id {
 	ST_PING,
 	ST_KEY_FIND,
@@ -72,15 +76,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "ORDER BY created_at, sandbox_id",
 	[ST_SB_CLAIM] = "INSERT INTO sandboxes (sandbox_id, project_id, "
 	    "session_id, provider, status, language, idle_timeout_s, "
-	    "created_at, last_used_at, expires_at, busy_until) "
-	    "SELECT ?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8, ?10 "
+	    "created_at, last_used_at, expires_at, busy_until, runs) "
+	    "SELECT ?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8, ?10, "
+	    "?10 IS NOT NULL "
 	    "WHERE (SELECT count(*) FROM sandboxes "
 	    "WHERE project_id = ?2 AND status = 'running') < ?9",
-	/* Idle: not pending, no run under way (busy_until passed). */
+	/* Idle: not pending, no run under way (or only runs whose deadline
+	 * has passed: a gateway that died mid-run). */
 	[ST_SB_LRU_IDLE] = "SELECT sandbox_id, session_id FROM sandboxes "
 	    "WHERE project_id = ?1 AND status = 'running' "
 	    "AND session_id IS NOT NULL AND sandbox_id NOT LIKE 'pending-%' "
-	    "AND (busy_until IS NULL OR busy_until < ?2) "
+	    "AND (runs = 0 OR busy_until IS NULL OR busy_until < ?2) "
 	    "ORDER BY last_used_at LIMIT 1",
 	[ST_SB_EVICT] = "UPDATE sandboxes SET status = 'closed', "
 	    "closed_at = ?2 WHERE sandbox_id = ?1 AND status = 'running'",
@@ -98,11 +104,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SB_RENAME] = "UPDATE sandboxes SET sandbox_id = ?2 "
 	    "WHERE sandbox_id = ?1",
 	[ST_SB_FORGET] = "DELETE FROM sandboxes WHERE sandbox_id = ?1",
+	/* ?4 > 0: a run of ?4 s begins; 0: one ends.  Another run still
+	 * under way keeps its deadline and its lifetime (the right-hand
+	 * sides see the row as it was). */
 	[ST_SB_TOUCH] = "UPDATE sandboxes SET last_used_at = ?2, "
-	    "expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', ?2, "
-	    "'+' || (idle_timeout_s + ?4) || ' seconds'), "
+	    "expires_at = CASE WHEN ?4 = 0 AND runs > 1 THEN "
+	    "max(expires_at, " SB_AHEAD("idle_timeout_s") ") ELSE "
+	    SB_AHEAD("idle_timeout_s + ?4") " END, "
 	    "busy_until = CASE WHEN ?4 > 0 THEN "
-	    "strftime('%Y-%m-%dT%H:%M:%fZ', ?2, '+' || ?4 || ' seconds') END, "
+	    "max(coalesce(busy_until, ''), " SB_AHEAD("?4") ") "
+	    "WHEN runs > 1 THEN busy_until END, "
+	    "runs = CASE WHEN ?4 > 0 THEN runs + 1 ELSE max(runs - 1, 0) END, "
 	    "executions = executions + ?3 "
 	    "WHERE sandbox_id = ?1 AND status = 'running'",
 	[ST_SB_END] = "UPDATE sandboxes SET status = ?2, closed_at = ?3 "
@@ -608,9 +620,8 @@ store_sandbox_claim(struct store *st, const struct store_sandbox *sb,
 	struct claim_args a = { sb, now_ms, busy_s, cap, stale_ms, evicted };
 
 	evicted[0] = '\0';
-	/* A refusal is an answer, not a failure: the transaction is fine.
-	 * (in_write_txn rolls back on anything but STORE_OK, so a refusal
-	 * also undoes nothing: an eviction comes only with an insert.) */
+	/* A refusal is an answer, not a failure.  in_write_txn rolls back
+	 * on STORE_LIMIT: an eviction is kept only with its insert. */
 	return in_write_txn(st, claim_body, &a);
 }
 

@@ -280,6 +280,36 @@ parse_create(struct http_req *req, struct json_object *body,
 	return 0;
 }
 
+/*
+ * The sandbox for a create: its owner's recycled one, a pooled one, or a
+ * new one (group: the owner, "" for none).  NULL with *err if none.
+ */
+static struct sandbox *
+obtain(const char *template_id, const char *group,
+    struct json_object *env_vars, enum sandbox_err *err)
+{
+	int preloaded = strcmp(template_id, "code-interpreter-v1") == 0;
+	struct sandbox *sb = NULL;
+	int recycled = 0;
+
+	/* At the cap: refused before a recycled one is taken (and lost). */
+	if (sandbox_count() >= cfg->max_sandboxes) {
+		*err = SANDBOX_LIMIT;
+		return NULL;
+	}
+	/* Pooled and recycled sandboxes are preloaded, without env vars. */
+	if (preloaded && env_vars == NULL) {
+		if ((sb = sandbox_pool_take(template_id, group, SCRUB_WAIT_MS,
+		    &recycled)) != NULL)
+			cfg->pool_wake();
+		if (!recycled)	/* the pool is for what recycling misses */
+			cfg->pool_demand(sb != NULL);
+	}
+	if (sb == NULL)
+		sb = sandbox_start(template_id, preloaded, 0, env_vars, err);
+	return sb;
+}
+
 static void
 create_sandbox(struct http_req *req)
 {
@@ -288,7 +318,7 @@ create_sandbox(struct http_req *req)
 	enum sandbox_err err = SANDBOX_OK;
 	const char *template_id, *group = "";
 	long timeout;
-	int secure, recycled = 0;
+	int secure;
 
 	if ((body = body_object(req)) == NULL) {
 		api_error(req, 400, "validation error: the body must be a JSON "
@@ -298,48 +328,33 @@ create_sandbox(struct http_req *req)
 	if (parse_create(req, body, &template_id, &timeout, &metadata,
 	    &env_vars, &secure) == -1)
 		goto done;
-	if (env_vars != NULL && json_object_object_length(env_vars) > 0)
-		env_vars = json_object_get(env_vars);
-	else
+	if (env_vars != NULL && json_object_object_length(env_vars) == 0)
 		env_vars = NULL;
 	/*
 	 * Recycling group: the owner the gateway names in metadata
 	 * (projectId).  A sandbox without one is never recycled: killed, it
-	 * is gone with every process and file, as E2B's.  A pooled or
-	 * recycled sandbox has no env vars: only then it fits.
+	 * is gone with every process and file, as E2B's.
 	 */
 	if (metadata && json_object_object_get_ex(metadata, "projectId", &v))
 		group = json_object_get_string(v);
-	if (env_vars == NULL && (sb = sandbox_pool_take(template_id, group,
-	    SCRUB_WAIT_MS, &recycled)) != NULL)
-		cfg->pool_wake();
-	/* The pool is for creates a recycled sandbox does not serve. */
-	if (!recycled)
-		cfg->pool_demand(sb != NULL);
-	if (sb == NULL)
-		sb = sandbox_start(template_id,
-		    strcmp(template_id, "code-interpreter-v1") == 0, 0, env_vars,
-		    &err);
-	json_object_put(env_vars);
+	sb = obtain(template_id, group, env_vars, &err);
 	if (sb != NULL && sandbox_claim(sb, (int)timeout, metadata ?
 	    json_object_get(metadata) : NULL, group, &err) == -1) {
 		sandbox_kill(sb);
 		sandbox_put(sb);
 		sb = NULL;
 	}
-	if (sb == NULL) {
-		if (err == SANDBOX_LIMIT)
-			api_error(req, 429, "you have reached the maximum "
-			    "number of concurrent E2B sandboxes (%ld). If you "
-			    "need more, please visit "
-			    "'https://e2b.dev/docs/billing'", cfg->max_sandboxes);
-		else
-			api_error(req, 500, "the sandbox could not be started");
-		goto done;
+	if (sb == NULL && err == SANDBOX_LIMIT)
+		api_error(req, 429, "you have reached the maximum number of "
+		    "concurrent E2B sandboxes (%ld). If you need more, please "
+		    "visit 'https://e2b.dev/docs/billing'", cfg->max_sandboxes);
+	else if (sb == NULL)
+		api_error(req, 500, "the sandbox could not be started");
+	else {
+		sandbox_set_timeout(sb, timeout);
+		http_reply_json(req, 201, sandbox_json(sb, 0, secure));
+		sandbox_put(sb);
 	}
-	sandbox_set_timeout(sb, timeout);
-	http_reply_json(req, 201, sandbox_json(sb, 0, secure));
-	sandbox_put(sb);
 done:
 	json_object_put(body);
 }
@@ -689,10 +704,10 @@ execute(struct http_req *req, struct sandbox *sb)
 	/* Ours, not E2B's (whose server has no execution deadline). */
 	if (member(body, "timeout", &v) && (!(json_object_is_type(v,
 	    json_type_int) || json_object_is_type(v, json_type_double)) ||
-	    json_object_get_double(v) <= 0 ||
+	    json_object_get_double(v) < 0.001 ||
 	    json_object_get_double(v) > 86400)) {
-		text_error(req, 400, "timeout must be a number of seconds "
-		    "from 0 to 86400");
+		text_error(req, 400, "timeout must be a number of seconds, at "
+		    "least 0.001 and at most 86400");
 		goto fail;
 	}
 	timeout_ms = v ? (long)(json_object_get_double(v) * 1000) : 0;

@@ -201,25 +201,33 @@ spawn_kernel(struct context *ctx, char *err, size_t errlen)
 /*
  * SIGKILLs a kernel and its descendants (a bash kernel's shell and what
  * it runs lead process groups of their own).  Each is stopped first, so
- * none forks while the tree is walked.
+ * none forks while the tree is walked; and each must run as the
+ * sandbox's uid: a pid the host has handed to another process since
+ * (the kernel died and was reaped) is never touched.  Descendants that
+ * left the tree (daemons, reparented to the supervisor) stay: they are
+ * the sandbox's, and die with it or in its scrub.
  */
 static void
-kill_tree(pid_t root)
+kill_tree(pid_t root, uid_t uid)
 {
 	pid_t *list;
 	size_t i, n = 1;
+	uid_t owner;
 
-	if ((list = calloc(TREE_MAX, sizeof(*list))) == NULL) {
-		kill(root, SIGKILL);
+	if ((list = calloc(TREE_MAX, sizeof(*list))) == NULL)
 		return;
-	}
 	list[0] = root;
 	for (i = 0; i < n; i++) {
+		if (proc_uid(list[i], &owner) == -1 || owner != uid) {
+			list[i] = 0;
+			continue;
+		}
 		kill(list[i], SIGSTOP);
 		proc_children(list[i], list, &n, TREE_MAX);
 	}
 	for (i = 0; i < n; i++)
-		kill(list[i], SIGKILL);
+		if (list[i] > 0)
+			kill(list[i], SIGKILL);
 	free(list);
 }
 
@@ -239,7 +247,7 @@ stop_kernel(struct context *ctx)
 	if (ctx->fd == -1)
 		return;
 	if (ctx->pid > 0)
-		kill_tree(ctx->pid);
+		kill_tree(ctx->pid, sandbox_uid(ctx->sb));
 	close(ctx->fd);
 	ctx->fd = -1;
 	ctx->pid = 0;
@@ -680,7 +688,10 @@ kernel_died(struct exec *ex)
 	pthread_mutex_lock(&ctx->lock);
 	stop_kernel(ctx);
 	pthread_mutex_unlock(&ctx->lock);
-	emit_error(ex, "KernelDied", value);
+	if (ex->grace_ms && !ex->timeout_said)	/* it died of its timeout */
+		timeout_error(ex, 1);
+	else if (!ex->grace_ms)
+		emit_error(ex, "KernelDied", value);
 	finish(ex);
 }
 
@@ -755,6 +766,7 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
     const struct json_object *env_vars, long timeout_ms, int client_fd,
     char *err, size_t errlen)
 {
+	int64_t t0 = ts_mono_ms();	/* the wait for its turn counts */
 	struct json_object *req;
 	struct exec *ex;
 	const char *text;
@@ -762,7 +774,7 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 	int replaced;
 
 	turn_take(ctx);
-	if (ctx->deleted || sandbox_killed(sb)) {
+	if (ctx->deleted || sandbox_gone(sb)) {
 		snprintf(err, errlen, ctx->deleted ? "the context was deleted" :
 		    "the sandbox was killed");
 		turn_give(ctx);
@@ -786,7 +798,7 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 	ex->last_out_ms = ts_mono_ms();
 	ex->oom_kills = cgroup_oom_kills(sandbox_cgroup(sb));
 	ex->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-	ex->deadline_ms = ex->last_out_ms + ex->timeout_ms;
+	ex->deadline_ms = t0 + ex->timeout_ms;
 	if (replaced)
 		say_replaced(ex);
 

@@ -104,23 +104,23 @@ static void *
 filler(void *arg)
 {
 	struct timespec until;
-	int failed = 0;
+	int64_t retry_at = 0;	/* after a failed start, none before this */
 
 	(void)arg;
 	pthread_mutex_lock(&pool.lock);
 	while (!pool.stopping) {
-		if (!failed && wanted()) {
+		if (ts_mono_ms() >= retry_at && wanted()) {
 			pool.starting++;
 			pthread_mutex_unlock(&pool.lock);
-			failed = fill_one() == -1;
+			if (fill_one() == -1)
+				retry_at = ts_mono_ms() + RETRY_S * 1000;
 			pthread_mutex_lock(&pool.lock);
 			pool.starting--;
 			continue;
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += failed ? RETRY_S : 1;
+		until.tv_sec += 1;
 		pthread_cond_timedwait(&pool.wake, &pool.lock, &until);
-		failed = 0;
 	}
 	pthread_mutex_unlock(&pool.lock);
 	return NULL;

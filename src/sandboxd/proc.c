@@ -1,4 +1,5 @@
 /* Reading the host's /proc about one process. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,15 @@ read_proc(pid_t pid, const char *file, char *buf, size_t bufsz)
 	return n;
 }
 
-size_t
-proc_children(pid_t pid, pid_t *list, size_t *n, size_t max)
+/* Appends the pids listed in text to list. */
+static size_t
+add_pids(const char *text, pid_t *list, size_t *n, size_t max)
 {
-	char file[64], text[4096], *p, *end;
+	const char *p;
+	char *end;
 	size_t added = 0;
 	long child;
 
-	snprintf(file, sizeof(file), "task/%d/children", (int)pid);
-	if (read_proc(pid, file, text, sizeof(text)) <= 0)
-		return 0;
 	for (p = text; *n < max; p = end) {
 		child = strtol(p, &end, 10);
 		if (end == p)
@@ -44,6 +44,41 @@ proc_children(pid_t pid, pid_t *list, size_t *n, size_t max)
 		}
 	}
 	return added;
+}
+
+size_t
+proc_children(pid_t pid, pid_t *list, size_t *n, size_t max)
+{
+	char dir[64], file[128], text[4096];
+	struct dirent *de;
+	size_t added = 0;
+	DIR *d;
+
+	/* Each thread has children of its own (a subprocess started by a
+	 * thread is the thread's). */
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(file, sizeof(file), "task/%.20s/children", de->d_name);
+		if (read_proc(pid, file, text, sizeof(text)) > 0)
+			added += add_pids(text, list, n, max);
+	}
+	closedir(d);
+	return added;
+}
+
+int
+proc_uid(pid_t pid, uid_t *uid)
+{
+	char v[64];
+
+	if (proc_status(pid, "Uid", v, sizeof(v)) == -1)
+		return -1;
+	*uid = (uid_t)strtoul(v, NULL, 10);	/* the real uid comes first */
+	return 0;
 }
 
 int

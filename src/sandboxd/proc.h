@@ -10,8 +10,8 @@
  */
 
 /*
- * Appends the children of pid (its main thread's) to list, which holds
- * *n and has room for max.  Returns how many it added.
+ * Appends the children of pid (of every thread of it) to list, which
+ * holds *n and has room for max.  Returns how many it added.
  */
 size_t	proc_children(pid_t pid, pid_t *list, size_t *n, size_t max);
 
@@ -20,6 +20,9 @@ size_t	proc_children(pid_t pid, pid_t *list, size_t *n, size_t max);
  * Returns 0, or -1 if there is no such process or line.
  */
 int	proc_status(pid_t pid, const char *name, char *out, size_t outsz);
+
+/* The real uid of pid.  Returns 0, or -1 if there is no such process. */
+int	proc_uid(pid_t pid, uid_t *uid);
 
 /* The state letter of /proc/<pid>/stat ('S', 'T', ...), or 0 if none. */
 char	proc_state(pid_t pid);

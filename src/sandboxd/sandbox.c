@@ -897,6 +897,9 @@ sandbox_start(const char *template_id, int preload, int pooled,
 {
 	struct sandbox *sb;
 
+	/* Idle recycled sandboxes give their memory back first. */
+	while (memory_low() && evict_recycled() == 0)
+		;
 	if (memory_low()) {
 		log_warnx("the host is low on memory: no new sandbox");
 		*err = pooled ? SANDBOX_FAILED : SANDBOX_LIMIT;
@@ -915,12 +918,12 @@ sandbox_start(const char *template_id, int preload, int pooled,
 	}
 	if ((sb->slot = slot_take()) == -1) {
 		pthread_mutex_unlock(&reg_lock);
+		sandbox_free(sb);
 		/* Recycled sandboxes wait in slots: the oldest gives its up. */
 		if (evict_recycled() == 0)
 			return sandbox_start(template_id, preload, pooled,
 			    env_vars, err);
 		*err = pooled ? SANDBOX_FAILED : SANDBOX_LIMIT;
-		sandbox_free(sb);
 		return NULL;
 	}
 	/* Registered now so that the cap counts it while it starts. */
@@ -1178,9 +1181,13 @@ match_reapable(struct sandbox *sb)
 		sb->pid = -1;
 		return 1;
 	}
-	if (sb->recycled && sb->offered)	/* no one of its group came */
-		return sb->pooled == 1 &&
-		    ts_mono_ms() - sb->offered_ms >= RECYCLED_IDLE_MS;
+	if (sb->recycled && sb->offered) {	/* no one of its group came */
+		if (sb->pooled != 1 ||
+		    ts_mono_ms() - sb->offered_ms < RECYCLED_IDLE_MS)
+			return 0;
+		sb->pooled = 2;	/* taken by the reaper: no create gets it */
+		return 1;
+	}
 	return !sb->pooled && ts_now_ms() >= sb->end_ms;
 }
 
@@ -1342,7 +1349,8 @@ sandbox_retire(struct sandbox *sb)
 
 	pthread_mutex_lock(&reg_lock);
 	ok = sb->recyclable && sb->group[0] && !sb->killed && !sb->retiring &&
-	    sb->pooled != 1 && sb->pid > 0;
+	    sb->pooled != 1 && sb->pid > 0 &&
+	    strlen(sb->group) < SANDBOX_GROUP_LEN;	/* not cut short */
 	if (ok) {
 		/* Unknown by id, not counted, not takeable: in limbo. */
 		sb->retiring = 1;
@@ -1432,7 +1440,7 @@ scrub_inside(struct sandbox *sb, char *err, size_t errlen)
 /*
  * What the daemon checks from outside, trusting nothing the sandbox says:
  * its cgroup holds exactly the outer bwrap and the supervisor, the same
- * supervisor as at start, untraced, running, still non-dumpable.
+ * supervisor as at start, untraced and running.
  */
 static int
 scrub_outside(struct sandbox *sb, char *err, size_t errlen)
@@ -1630,6 +1638,23 @@ int
 sandbox_killed(const struct sandbox *sb)
 {
 	return sb->killed;
+}
+
+int
+sandbox_gone(const struct sandbox *sb)
+{
+	int gone;
+
+	pthread_mutex_lock(&reg_lock);
+	gone = sb->killed || sb->retiring;
+	pthread_mutex_unlock(&reg_lock);
+	return gone;
+}
+
+uid_t
+sandbox_uid(const struct sandbox *sb)
+{
+	return sb->uid;
 }
 
 void

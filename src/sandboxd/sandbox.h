@@ -177,6 +177,10 @@ int		 sandbox_drain(struct sandbox *sb);
 int		 sandbox_kernel_listener(const struct sandbox *sb);
 /* 1 once sandbox_kill has begun. */
 int		 sandbox_killed(const struct sandbox *sb);
+/* 1 once killed or retired: no new execution may start in it. */
+int		 sandbox_gone(const struct sandbox *sb);
+/* The host uid its processes run as. */
+uid_t		 sandbox_uid(const struct sandbox *sb);
 
 /* The contexts of a sandbox (owned by it; kernel.c manages the list). */
 struct context	**sandbox_contexts(struct sandbox *sb);

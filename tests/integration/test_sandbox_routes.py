@@ -350,6 +350,26 @@ def test_cap_queues_a_call_until_room_comes(stack):
         assert_ok(delete(capped, "?all=true"))
 
 
+def test_a_session_running_code_is_never_evicted(stack):
+    """A session with a long run under way stays busy while a shorter run
+    of it (another language) ends: the idle session is the one evicted."""
+    with capped_stack(stack, "sandbox-busy") as capped:
+        assert_ran(capped.execute({"code": "x = 1", "sessionId": "long"}))
+        t, out = run_in_thread(lambda: capped.execute(
+            {"code": "import time; time.sleep(4); print(x)", "sessionId": "long"}))
+        wait_busy(capped, 1)
+        assert_ran(capped.execute({"code": "echo quick", "language": "bash",
+                                   "sessionId": "long"}))
+        assert_ran(capped.execute({"code": "y = 2", "sessionId": "idle"}))
+        r = capped.execute({"code": "print('room')"})
+        assert assert_ran(r)["result"]["output"] == "room\n"
+        t.join(60)
+        assert assert_ran(out["r"])["result"]["output"] == "1\n"
+        assert_error(capped.execute({"code": "print(y)", "sessionId": "idle"}), 409,
+                     "session_evicted")
+        assert_ok(delete(capped, "?all=true"))
+
+
 def test_cap_refuses_after_its_wait_with_retry_after(stack):
     """Busy to the end of the call's own timeout: 429 with Retry-After, and
     its executions row; the busy runs are untouched."""
