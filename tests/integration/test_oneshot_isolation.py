@@ -612,6 +612,21 @@ print(json.dumps(hits))
 '''
 
 
+def test_random_streams_are_new_in_each_recycled_sandbox(daemon):
+    """Kernels are forks of one preloaded interpreter: each must draw its
+    own random numbers (numpy's global RNG and Python's random), not
+    repeat the previous run's."""
+    group = project()
+    a, _ = create(daemon, group)
+    code = "import numpy, random\nprint(numpy.random.rand(), random.random())"
+    seen = [daemon.run(a, code).stdout]
+    sid = a
+    for _ in range(2):
+        sid = recycle(daemon, group, sid, name=a)
+        seen.append(daemon.run(sid, code).stdout)
+    assert len(set(seen)) == len(seen), seen
+
+
 def test_no_earlier_id_is_visible_inside(daemon):
     """Recycled twice (a, then b, then c), the sandbox shows neither of its
     earlier ids anywhere its code can look (mounts, pid 1, the
