@@ -47,6 +47,7 @@ admission_enter(struct admission *a, struct admission_ticket *t,
 
 	t->next = NULL;
 	t->project_id = project_id;
+	t->kicked = 0;
 	pthread_mutex_lock(&a->lock);
 	if (a->waiting < a->max) {
 		*a->tail = t;
@@ -100,9 +101,13 @@ admission_wait(struct admission *a, struct admission_ticket *t,
 	while (rv == 0 && !first_of_project(a, t))
 		if (wait_until(a, deadline_ms) == ETIMEDOUT)
 			rv = -1;
-	/* Our turn: after a refusal, for room to come back. */
-	if (rv == 0 && !first_try)
-		wait_until(a, poll_end < deadline_ms ? poll_end : deadline_ms);
+	/* Our turn: after a refusal, for room to come back in this
+	 * project (a kick), or for a poll's worth of others' releases. */
+	if (poll_end > deadline_ms)
+		poll_end = deadline_ms;
+	while (rv == 0 && !first_try && !t->kicked && ts_mono_ms() < poll_end)
+		wait_until(a, poll_end);
+	t->kicked = 0;
 	if (ts_mono_ms() >= deadline_ms)
 		rv = -1;
 	pthread_mutex_unlock(&a->lock);
@@ -128,10 +133,17 @@ admission_leave(struct admission *a, struct admission_ticket *t)
 }
 
 void
-admission_signal(struct admission *a)
+admission_signal(struct admission *a, const char *project_id)
 {
+	struct admission_ticket *t;
+	int any = 0;
+
 	pthread_mutex_lock(&a->lock);
-	pthread_cond_broadcast(&a->cv);
+	for (t = a->head; t; t = t->next)
+		if (strcmp(t->project_id, project_id) == 0)
+			any = t->kicked = 1;
+	if (any)
+		pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->lock);
 }
 

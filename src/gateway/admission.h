@@ -18,6 +18,7 @@ struct admission;
 struct admission_ticket {
 	struct admission_ticket	*next;
 	const char		*project_id;	/* the caller's, borrowed */
+	int			 kicked;	/* room came back in its project */
 };
 
 /* A queue of at most max_waiters calls.  NULL if out of memory. */
@@ -33,7 +34,8 @@ int	admission_enter(struct admission *a, struct admission_ticket *t,
 
 /*
  * Waits until t is the first of its project in the queue and, unless
- * first_try, until a sandbox is given back or ADMISSION_POLL_MS pass.
+ * first_try, until a sandbox of its project is given back in this process
+ * or ADMISSION_POLL_MS pass (another process's).
  * Returns 0 (try now), or -1 once deadline_ms (monotonic) has passed.
  */
 int	admission_wait(struct admission *a, struct admission_ticket *t,
@@ -42,8 +44,8 @@ int	admission_wait(struct admission *a, struct admission_ticket *t,
 /* Leaves the queue (admitted or given up); the next of its project goes. */
 void	admission_leave(struct admission *a, struct admission_ticket *t);
 
-/* A sandbox was given back: wakes the waiters. */
-void	admission_signal(struct admission *a);
+/* A sandbox of project_id was given back: wakes that project's waiters. */
+void	admission_signal(struct admission *a, const char *project_id);
 
 /* 1 if a call of project_id waits: a newcomer must queue behind it. */
 int	admission_queued(struct admission *a, const char *project_id);

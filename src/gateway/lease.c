@@ -120,6 +120,65 @@ done:
 	return sst;
 }
 
+/* A pending row for a new sandbox of req's project.  -1 if no id. */
+static int
+pending_row(struct request *req, const char *session_id,
+    const char *language, long idle_s, struct store_sandbox *row)
+{
+	char pending_id[IDS_ULID_BUFSZ];
+
+	memset(row, 0, sizeof(*row));
+	if (ids_ulid(STORE_PENDING_PREFIX, pending_id, sizeof(pending_id)) ==
+	    -1)
+		return -1;
+	snprintf(row->sandbox_id, sizeof(row->sandbox_id), "%s", pending_id);
+	snprintf(row->project_id, sizeof(row->project_id), "%s",
+	    req->project_id);
+	snprintf(row->session_id, sizeof(row->session_id), "%s",
+	    session_id ? session_id : "");
+	snprintf(row->provider, sizeof(row->provider), "%s",
+	    req->cfg->provider);
+	snprintf(row->language, sizeof(row->language), "%s", language);
+	row->idle_timeout_s = idle_s;
+	return 0;
+}
+
+/*
+ * Creates the claimed row's sandbox at the provider and gives the row its
+ * id; on failure the row is gone.  OUT: l->sb, *pst.
+ */
+static enum lease_err
+provider_create(struct request *req, const struct store_sandbox *row,
+    int lifetime_s, struct lease *l, enum e2b_status *pst)
+{
+	struct json_object *md = json_object_new_object();
+
+	json_object_object_add(md, "projectId",
+	    json_object_new_string(req->project_id));
+	if (row->session_id[0])
+		json_object_object_add(md, "sessionId",
+		    json_object_new_string(row->session_id));
+	memset(&l->sb, 0, sizeof(l->sb));
+	*pst = e2b_create(req->e2b, lifetime_s, md, &l->sb);
+	json_object_put(md);
+	if (*pst != E2B_OK) {
+		store_sandbox_forget(req->store, row->sandbox_id);
+		admission_signal(req->admission, req->project_id);
+		return LEASE_PROVIDER;
+	}
+	if (store_sandbox_rename(req->store, row->sandbox_id, l->sb.id) !=
+	    STORE_OK) {
+		/* No row can say it exists: do not leave it running. */
+		e2b_kill(req->e2b, l->sb.id);
+		store_sandbox_forget(req->store, row->sandbox_id);
+		return LEASE_DB;
+	}
+	store_sandbox_event(req->store, l->sb.id, req->project_id, "created",
+	    row->session_id[0] ? "for a session" : l->fresh ?
+	    "for one execution" : "pre-warmed");
+	return LEASE_OK;
+}
+
 /*
  * Claims a row for a new sandbox, creates it at the provider, and gives
  * the row its id.  The row comes first: the cap and the one-per-session
@@ -131,23 +190,11 @@ create(struct request *req, const char *session_id, const char *language,
     enum e2b_status *pst)
 {
 	struct store_sandbox row;
-	struct json_object *md;
 	enum store_status sst;
-	char pending_id[IDS_ULID_BUFSZ];
+	enum lease_err err;
 
-	memset(&row, 0, sizeof(row));
-	if (ids_ulid(STORE_PENDING_PREFIX, pending_id, sizeof(pending_id)) ==
-	    -1)
+	if (pending_row(req, session_id, language, idle_s, &row) == -1)
 		return LEASE_DB;
-	snprintf(row.sandbox_id, sizeof(row.sandbox_id), "%s", pending_id);
-	snprintf(row.project_id, sizeof(row.project_id), "%s",
-	    req->project_id);
-	snprintf(row.session_id, sizeof(row.session_id), "%s",
-	    session_id ? session_id : "");
-	snprintf(row.provider, sizeof(row.provider), "%s",
-	    req->cfg->provider);
-	snprintf(row.language, sizeof(row.language), "%s", language);
-	row.idle_timeout_s = idle_s;
 	sst = claim(req, &row, run_s, wait_ms, l);
 	if (sst == STORE_LIMIT)
 		return LEASE_LIMIT;
@@ -155,31 +202,9 @@ create(struct request *req, const char *session_id, const char *language,
 		return LEASE_NOT_FOUND;		/* the caller looks again */
 	if (sst != STORE_OK)
 		return LEASE_DB;
-
-	md = json_object_new_object();
-	json_object_object_add(md, "projectId",
-	    json_object_new_string(req->project_id));
-	if (session_id)
-		json_object_object_add(md, "sessionId",
-		    json_object_new_string(session_id));
-	memset(&l->sb, 0, sizeof(l->sb));
-	*pst = e2b_create(req->e2b, (int)(idle_s + run_s), md, &l->sb);
-	json_object_put(md);
-	if (*pst != E2B_OK) {
-		store_sandbox_forget(req->store, pending_id);
-		admission_signal(req->admission);
-		return LEASE_PROVIDER;
-	}
-	if (store_sandbox_rename(req->store, pending_id, l->sb.id) !=
-	    STORE_OK) {
-		/* No row can say it exists: do not leave it running. */
-		e2b_kill(req->e2b, l->sb.id);
-		store_sandbox_forget(req->store, pending_id);
-		return LEASE_DB;
-	}
-	store_sandbox_event(req->store, l->sb.id, req->project_id, "created",
-	    session_id ? "for a session" : l->fresh ? "for one execution" :
-	    "pre-warmed");
+	if ((err = provider_create(req, &row, (int)(idle_s + run_s), l,
+	    pst)) != LEASE_OK)
+		return err;
 	snprintf(row.sandbox_id, sizeof(row.sandbox_id), "%s", l->sb.id);
 	ts_format(ts_now_ms(), row.created_at);
 	memcpy(row.last_used_at, row.created_at, sizeof(row.created_at));
@@ -190,41 +215,41 @@ create(struct request *req, const char *session_id, const char *language,
 	return LEASE_OK;
 }
 
-enum lease_err
-lease_acquire(struct request *req, const char *sandbox_id,
-    const char *session_id, const char *language, long idle_s, long run_s,
-    long wait_s, int prewarm, struct lease *l, enum e2b_status *pst)
+/* The live sandbox sandbox_id of the project.  OUT: l. */
+static enum lease_err
+by_id(struct request *req, const char *sandbox_id, struct lease *l)
 {
 	struct store_sandbox row;
+	enum store_status sst;
+
+	sst = store_sandbox_live(req->store, req->project_id, sandbox_id, NULL,
+	    &row);
+	if (sst == STORE_NOT_FOUND || (sst == STORE_OK && pending(&row)))
+		return LEASE_NOT_FOUND;
+	if (sst != STORE_OK)
+		return LEASE_DB;
+	if (past(&row)) {
+		expire(req, &row);
+		return LEASE_NOT_FOUND;
+	}
+	use_row(l, &row);
+	return LEASE_OK;
+}
+
+/*
+ * The session's sandbox; the first request creates it, the others wait
+ * for that one create (the claim lets only one through).  OUT: l, *pst.
+ */
+static enum lease_err
+for_session(struct request *req, const char *session_id,
+    const char *language, long idle_s, long run_s, long wait_ms,
+    struct lease *l, enum e2b_status *pst)
+{
 	int64_t deadline = ts_mono_ms() + SESSION_WAIT_MS;
+	struct store_sandbox row;
 	enum store_status sst;
 	enum lease_err err;
 
-	memset(l, 0, sizeof(*l));
-	*pst = E2B_OK;
-	if (sandbox_id) {
-		sst = store_sandbox_live(req->store, req->project_id,
-		    sandbox_id, NULL, &row);
-		if (sst == STORE_NOT_FOUND || (sst == STORE_OK && pending(&row)))
-			return LEASE_NOT_FOUND;
-		if (sst != STORE_OK)
-			return LEASE_DB;
-		if (past(&row)) {
-			expire(req, &row);
-			return LEASE_NOT_FOUND;
-		}
-		use_row(l, &row);
-		return LEASE_OK;
-	}
-	if (wait_s > req->cfg->admission_wait_s)
-		wait_s = req->cfg->admission_wait_s;
-	if (session_id == NULL) {
-		l->fresh = !prewarm;
-		return create(req, NULL, language, idle_s, run_s, wait_s * 1000,
-		    l, pst);
-	}
-	/* The session's sandbox; the first request creates it, the others
-	 * wait for that one create (the claim lets only one through). */
 	while (ts_mono_ms() < deadline) {
 		sst = store_sandbox_live(req->store, req->project_id, NULL,
 		    session_id, &row);
@@ -249,11 +274,31 @@ lease_acquire(struct request *req, const char *sandbox_id,
 		if (sst != STORE_NOT_FOUND)
 			return LEASE_DB;
 		if ((err = create(req, session_id, language, idle_s, run_s,
-		    wait_s * 1000, l, pst)) != LEASE_NOT_FOUND)
+		    wait_ms, l, pst)) != LEASE_NOT_FOUND)
 			return err;
 	}
 	*pst = E2B_TIMEOUT;
 	return LEASE_PROVIDER;
+}
+
+enum lease_err
+lease_acquire(struct request *req, const char *sandbox_id,
+    const char *session_id, const char *language, long idle_s, long run_s,
+    long wait_s, int prewarm, struct lease *l, enum e2b_status *pst)
+{
+	memset(l, 0, sizeof(*l));
+	*pst = E2B_OK;
+	if (sandbox_id)
+		return by_id(req, sandbox_id, l);
+	if (wait_s > req->cfg->admission_wait_s)
+		wait_s = req->cfg->admission_wait_s;
+	if (session_id == NULL) {
+		l->fresh = !prewarm;
+		return create(req, NULL, language, idle_s, run_s, wait_s * 1000,
+		    l, pst);
+	}
+	return for_session(req, session_id, language, idle_s, run_s,
+	    wait_s * 1000, l, pst);
 }
 
 /* After the answer: a one-off sandbox is closed. */
@@ -265,7 +310,7 @@ close_fresh(struct request *req, void *arg)
 	store_sandbox_end(req->store, id, req->project_id, "closed",
 	    "closed after its one execution");
 	/* Room for a waiting call at once; the provider's end after. */
-	admission_signal(req->admission);
+	admission_signal(req->admission, req->project_id);
 	e2b_kill(req->e2b, id);
 }
 
@@ -279,7 +324,7 @@ lease_release(struct request *req, struct lease *l, long executions,
 	if (failed) {
 		store_sandbox_end(req->store, id, req->project_id, "failed",
 		    "the provider no longer has it");
-		admission_signal(req->admission);
+		admission_signal(req->admission, req->project_id);
 		return;
 	}
 	/*
@@ -290,7 +335,8 @@ lease_release(struct request *req, struct lease *l, long executions,
 	 */
 	store_sandbox_touch(req->store, id, ts_now_ms(), executions, 0);
 	if (!l->fresh) {
-		admission_signal(req->admission);	/* evictable again */
+		/* Evictable again: a waiting call may take its room. */
+		admission_signal(req->admission, req->project_id);
 		return;
 	}
 	/* Closing it takes the provider a while: after the answer. */
@@ -343,7 +389,7 @@ lease_close(struct request *req, const char *project_id,
 		return LEASE_PROVIDER;
 	sst = store_sandbox_end(req->store, sandbox_id, project_id, "closed",
 	    "closed by the API");
-	admission_signal(req->admission);
+	admission_signal(req->admission, project_id);
 	return sst == STORE_OK || sst == STORE_NOT_FOUND ? LEASE_OK : LEASE_DB;
 }
 

@@ -1461,6 +1461,29 @@ test_admission_retry_waits_a_poll(void **state)
 }
 
 static void
+test_admission_kick_of_its_project_wakes(void **state)
+{
+	struct admission *a = admission_new(4);
+	struct admission_ticket p1, q1;
+
+	(void)state;
+	admission_enter(a, &p1, "p");
+	admission_enter(a, &q1, "q");
+	/* A release kicks the waiters of its own project only... */
+	admission_signal(a, "q");
+	assert_int_equal(p1.kicked, 0);
+	assert_int_equal(q1.kicked, 1);
+	admission_signal(a, "p");
+	assert_int_equal(p1.kicked, 1);
+	/* ...and a kicked waiter's next turn consumes the kick. */
+	assert_int_equal(admission_wait(a, &p1, ts_mono_ms() + 60000, 0), 0);
+	assert_int_equal(p1.kicked, 0);
+	admission_leave(a, &p1);
+	admission_leave(a, &q1);
+	admission_free(a);
+}
+
+static void
 test_hostmem_count(void **state)
 {
 	long total, avail;
@@ -1528,6 +1551,7 @@ main(void)
 		cmocka_unit_test(test_admission_bounded),
 		cmocka_unit_test(test_admission_first_of_project_goes),
 		cmocka_unit_test(test_admission_retry_waits_a_poll),
+		cmocka_unit_test(test_admission_kick_of_its_project_wakes),
 		cmocka_unit_test(test_hostmem_count),
 		REQ_TEST(test_reply_error_envelope),
 		REQ_TEST(test_execute_minimal),
