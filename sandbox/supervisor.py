@@ -2,7 +2,8 @@
 """Iris sandbox supervisor: the first program inside every sandbox.
 
 Contract: docs/sandbox-internals.md.  One JSON object per line on stdin
-(``spawn``) and on stdout (``ready``, ``spawned``, ``exited``, ``error``).
+(``spawn``, ``scrub``) and on stdout (``ready``, ``spawned``, ``exited``,
+``error``, ``scrubbed``).
 Nothing else is ever written to stdout; stderr is the daemon's log.
 
 The supervisor is single-threaded (so forking it is safe) and never runs
@@ -552,8 +553,7 @@ class Supervisor:
             log("non-object control line skipped")
             return
         op = req.get("op")
-        handler = {"spawn": self.spawn, "kill": self.kill,
-                   "scrub": self.scrub, "ping": self.ping}.get(op)
+        handler = {"spawn": self.spawn, "scrub": self.scrub}.get(op)
         if handler is not None:
             handler(req)
         else:
@@ -589,23 +589,6 @@ class Supervisor:
                 if len(line) <= MAX_LINE:
                     self.handle_line(line)
             start = nl + 1
-
-    def ping(self, req):
-        self.emit({"op": "pong"})
-
-    def kill(self, req):
-        """SIGKILL a context's kernel and every process it started that is
-        still its descendant (a bash kernel's shell leads a group of its own:
-        killpg of the kernel would miss it)."""
-        ctx = req.get("context")
-        pids = [pid for pid, c in self.kernels.items() if c == ctx]
-        for pid in pids:
-            for victim in [pid] + descendants(pid):
-                try:
-                    os.kill(victim, signal.SIGKILL)
-                except OSError:
-                    pass
-        self.emit({"op": "killed", "context": ctx})
 
     def scrub(self, req):
         """Makes the sandbox what it was at start-up, for its next user:
