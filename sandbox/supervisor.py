@@ -225,25 +225,43 @@ def process_settings():
 
 def empty_dir(fd, dev):
     """Removes everything in the directory open at fd that lives on its
-    file system (device dev), never following a symbolic link; directories a
-    run made unreadable are opened up first.  Mount points (another device:
-    /dev's nodes, its tmpfs mounts) stay."""
-    for entry in os.scandir(fd):
-        name = entry.name
-        st = entry.stat(follow_symlinks=False)
-        if st.st_dev != dev:
-            continue
-        if entry.is_dir(follow_symlinks=False):
+    file system (device dev), never following a symbolic link; mount
+    points (another device: /dev's nodes, its tmpfs mounts) stay.
+
+    Flat, with two descriptors at most: the subdirectories of each
+    directory are first moved up into fd's, so no tree is too deep (a
+    run may leave thousands of levels).  Directories a run made
+    unreadable are opened up first.  No process is left to race it."""
+    tag, moved = os.urandom(8).hex(), 0
+    while True:
+        dirs = []
+        for entry in os.scandir(fd):
+            if entry.stat(follow_symlinks=False).st_dev != dev:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+        if not dirs:
+            return
+        for name in dirs:
             os.chmod(name, 0o700, dir_fd=fd)
             sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
                           dir_fd=fd)
             try:
-                empty_dir(sub, dev)
+                for entry in os.scandir(sub):
+                    if entry.is_dir(follow_symlinks=False):
+                        # Moving a directory rewrites its "..": it must be
+                        # writable.
+                        os.chmod(entry.name, 0o700, dir_fd=sub)
+                        moved += 1
+                        os.rename(entry.name, ".iris-%s-%d" % (tag, moved),
+                                  src_dir_fd=sub, dst_dir_fd=fd)
+                    else:
+                        os.unlink(entry.name, dir_fd=sub)
             finally:
                 os.close(sub)
             os.rmdir(name, dir_fd=fd)
-        else:
-            os.unlink(name, dir_fd=fd)
 
 
 def snapshot(root, contents=True):
