@@ -41,13 +41,23 @@ needs_pylibs = pytest.mark.skipif(not HAVE_PYLIBS, reason="numpy/pandas/matplotl
 needs_node = pytest.mark.skipif(not HAVE_NODE, reason="node missing")
 
 
-def pid_alive(pid):
+def proc_start(pid):
+    """(state, start time) of pid from /proc, or None if there is none."""
     try:
         with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], fields[19]
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def pid_alive(pid, started=None):
+    """pid runs (not a zombie) -- and, given started (its start time then),
+    is still that process: pids are reused, and fast on a busy machine
+    (pid_max may be 32768)."""
+    now = proc_start(pid)
+    return now is not None and now[0] != "Z" and (started is None or
+                                                  now[1] == started)
 
 
 class Kernel:
@@ -367,12 +377,13 @@ def test_supervisor_eof_kills_kernels(tmp_path):
     shell = int(ks[1].run("echo $$").stdout)
     pids = [k.pid for k in ks] + others + [shell]
     assert all(pid_alive(p) for p in pids)
+    started = {p: proc_start(p)[1] for p in pids}
     s.proc.stdin.close()
     assert s.proc.wait(timeout=15) == 0
     deadline = time.monotonic() + 5
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p, started[p]) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(pid_alive(p) for p in pids)
+    assert not any(pid_alive(p, started[p]) for p in pids)
     for k in ks:
         k.close()
     s.listener.close()
