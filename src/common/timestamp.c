@@ -24,6 +24,20 @@ ts_mono_ms(void)
 }
 
 void
+ts_realtime_in(int64_t ms, struct timespec *out)
+{
+	if (ms < 0)
+		ms = 0;
+	clock_gettime(CLOCK_REALTIME, out);
+	out->tv_sec += (time_t)(ms / 1000);
+	out->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (out->tv_nsec >= 1000000000L) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000L;
+	}
+}
+
+void
 ts_format(int64_t ms, char out[TS_ISO_LEN])
 {
 	time_t secs = (time_t)(ms / 1000);

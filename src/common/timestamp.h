@@ -12,6 +12,14 @@ int64_t	ts_now_ms(void);
 /* Monotonic milliseconds, for durations and deadlines. */
 int64_t	ts_mono_ms(void);
 
+struct timespec;
+
+/*
+ * The wall-clock time ms milliseconds from now (0 if ms <= 0), as
+ * pthread_cond_timedwait wants its deadline.  OUT: *out.
+ */
+void	ts_realtime_in(int64_t ms, struct timespec *out);
+
 /* Writes ms as ISO 8601 UTC with milliseconds into out. */
 void	ts_format(int64_t ms, char out[TS_ISO_LEN]);
 

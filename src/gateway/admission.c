@@ -80,13 +80,7 @@ wait_until(struct admission *a, int64_t deadline_ms)
 
 	if (ms <= 0)
 		return ETIMEDOUT;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	ts_realtime_in(ms, &until);
 	return pthread_cond_timedwait(&a->cv, &a->lock, &until);
 }
 

@@ -495,10 +495,7 @@ sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
 	else if (action == NULL && strcmp(method, "DELETE") == 0) {
 		/* Gone for its caller at once; scrubbed for its group's next
 		 * create if it can be, else killed. */
-		if (sandbox_retire(sb) == 0)
-			cfg->recycle(sb);
-		else
-			sandbox_kill(sb);
+		sandbox_end(sb, cfg->recycle);
 		http_reply_json(req, 204, NULL);
 	} else if (action && strcmp(action, "timeout") == 0 &&
 	    strcmp(method, "POST") == 0) {

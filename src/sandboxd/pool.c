@@ -118,8 +118,7 @@ filler(void *arg)
 			pool.starting--;
 			continue;
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
+		ts_realtime_in(1000, &until);	/* the demand decays */
 		pthread_cond_timedwait(&pool.wake, &pool.lock, &until);
 	}
 	pthread_mutex_unlock(&pool.lock);

@@ -1050,10 +1050,7 @@ wait_offered(int64_t deadline)
 
 	if (ms <= 0)
 		return;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	ts_realtime_in(ms, &until);
 	pthread_cond_timedwait(&recycled_cv, &reg_lock, &until);
 }
 
@@ -1240,8 +1237,8 @@ sandbox_reap(void (*recycle)(struct sandbox *))
 
 	for (i = 0; i < n; i++) {
 		/* A claimed one at the end of its life may serve again. */
-		if (recycle && !list[i]->pooled && sandbox_retire(list[i]) == 0)
-			recycle(list[i]);
+		if (recycle && !list[i]->pooled)
+			sandbox_end(list[i], recycle);
 		else
 			sandbox_kill(list[i]);
 		sandbox_put(list[i]);
@@ -1366,6 +1363,15 @@ sandbox_retire(struct sandbox *sb)
 	kernel_close_all(sb);
 	sandbox_unlock(sb);
 	return 0;
+}
+
+void
+sandbox_end(struct sandbox *sb, void (*recycle)(struct sandbox *))
+{
+	if (sandbox_retire(sb) == 0)
+		recycle(sb);
+	else
+		sandbox_kill(sb);
 }
 
 /* Waits until only the registry and the recycler hold sb. */

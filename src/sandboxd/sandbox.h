@@ -108,6 +108,14 @@ void		 sandbox_reap(void (*recycle)(struct sandbox *));
 int		 sandbox_retire(struct sandbox *sb);
 
 /*
+ * Ends a claimed sandbox's life for its client: retired and handed to
+ * recycle (which takes the reference sandbox_retire took) if it can be,
+ * else killed.
+ */
+void		 sandbox_end(struct sandbox *sb,
+		    void (*recycle)(struct sandbox *));
+
+/*
  * Makes a retired sandbox new: waits for its last users, frees its
  * contexts, has the supervisor scrub it, checks the result from outside
  * and gives it a new id and token.  Returns 0, or -1 with err (then kill

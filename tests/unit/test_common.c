@@ -345,6 +345,22 @@ test_ids_valid_rejects(void **state)
 /* --- time --- */
 
 static void
+test_ts_realtime_in(void **state)
+{
+	struct timespec t;
+	int64_t before = ts_now_ms(), at;
+
+	(void)state;
+	ts_realtime_in(1999, &t);
+	at = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	assert_true(t.tv_nsec >= 0 && t.tv_nsec < 1000000000L);
+	assert_true(at >= before + 1999 && at <= ts_now_ms() + 1999);
+	ts_realtime_in(-5, &t);		/* the past is now */
+	at = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	assert_true(at >= before && at <= ts_now_ms());
+}
+
+static void
 test_ts_format_epoch(void **state)
 {
 	char out[TS_ISO_LEN];
@@ -950,6 +966,7 @@ main(void)
 		cmocka_unit_test(test_ids_valid_length),
 		cmocka_unit_test(test_ids_valid_punctuation),
 		cmocka_unit_test(test_ids_valid_rejects),
+		cmocka_unit_test(test_ts_realtime_in),
 		cmocka_unit_test(test_ts_format_epoch),
 		cmocka_unit_test(test_ts_format_known),
 		cmocka_unit_test(test_ts_parse_round_trip),
