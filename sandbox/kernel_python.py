@@ -30,7 +30,6 @@ import ast
 import asyncio
 import base64
 import builtins
-import codecs
 import ctypes
 import datetime
 import io
@@ -39,7 +38,6 @@ import linecache
 import math
 import os
 import re
-import selectors
 import signal
 import socket
 import sys
@@ -47,9 +45,9 @@ import threading
 import time
 import types
 
+from iris_capture import Capture, _Writer
+
 DEFAULT_SOCK = "/run/iris/kernel.sock"
-MAX_TEXT = 65536              # characters of text per stdout/stderr line
-MAX_IDLE_OUTPUT = 65536       # output kept between executions
 MAX_REQUEST = 64 << 20        # a request line longer than this is refused
 MAX_SOURCE_CACHE = 32 << 20   # cell sources kept for tracebacks
 MAX_DATA_CELLS = 100000       # DataFrames larger than this get no `data`
@@ -61,10 +59,6 @@ if _KERNEL_FILE.endswith((".pyc", ".pyo")):
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 _KERNEL = None                # the running Kernel (module global for hooks)
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 # ---------------------------------------------------------------------------
@@ -144,13 +138,6 @@ def _dumps(obj):
         return json.dumps(_clean(obj), allow_nan=False)
 
 
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 # ---------------------------------------------------------------------------
 # The socket to the daemon.
 
@@ -214,281 +201,6 @@ def _connect(path, timeout=5.0):
                 raise
             time.sleep(0.02)
 
-
-# ---------------------------------------------------------------------------
-# Output capture: fds 1/2 -> pipes -> reader thread -> socket.
-
-class Capture:
-    STREAMS = ("stdout", "stderr")
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.active = False
-        self.idle = []            # (name, text) produced between executions
-        self.idle_size = 0
-        self.fds = {}             # name -> (read end, write end)
-        for fdno, name in ((1, "stdout"), (2, "stderr")):
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            self.fds[name] = (r, w)
-            os.dup2(w, fdno)      # inheritable: children write here too
-        self.decoders = {n: codecs.getincrementaldecoder("utf-8")("replace")
-                         for n in self.STREAMS}
-        self.ctl_r, self.ctl_w = os.pipe()
-        os.set_blocking(self.ctl_r, False)
-        os.set_blocking(self.ctl_w, False)
-        self.cond = threading.Condition()
-        self.requested = 0
-        self.done = 0
-        # Reading the pipes and sending Python-level writes take turns, so
-        # both streams keep the order in which they were written.
-        self.read_lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
-        self.thread.start()
-
-    def repair_fds(self):
-        """Point fds 0/1/2 at /dev/null and the pipes again (user code may
-        have closed or moved them)."""
-        try:
-            os.fstat(0)
-        except OSError:
-            try:
-                fd = os.open(os.devnull, os.O_RDONLY)
-                if fd != 0:
-                    os.dup2(fd, 0)
-                    os.close(fd)
-            except OSError:
-                pass
-        for fdno, name in ((1, "stdout"), (2, "stderr")):
-            try:
-                os.dup2(self.fds[name][1], fdno)
-            except OSError:
-                pass
-
-    # -- reader thread -----------------------------------------------------
-    def _run(self):
-        try:
-            self._loop()
-        except BaseException as e:
-            # Without its reader the kernel cannot work (user code closed our
-            # fds?): die, the daemon starts a fresh kernel next time.
-            try:
-                os.write(self.conn.log_fd, ("iris-kernel-python: output reader failed: %r\n"
-                                            % (e,)).encode("utf-8", "replace"))
-            except Exception:
-                pass
-            os._exit(70)
-
-    def _loop(self):
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
-        sel = selectors.DefaultSelector()
-        sel.register(self.ctl_r, selectors.EVENT_READ, None)
-        for name in self.STREAMS:
-            sel.register(self.fds[name][0], selectors.EVENT_READ, name)
-        while True:
-            try:
-                events = sel.select()
-            except InterruptedError:
-                continue
-            for key, _ in events:
-                if key.data is None:
-                    try:
-                        while os.read(self.ctl_r, 4096):
-                            pass
-                    except (BlockingIOError, InterruptedError):
-                        pass
-                    with self.cond:
-                        target = self.requested
-                    self._drain_all()
-                    with self.cond:
-                        if target > self.done:
-                            self.done = target
-                        self.cond.notify_all()
-                else:
-                    self._read_once(key.data)
-
-    def _read_once(self, name):
-        with self.read_lock:
-            return self._read_once_locked(name)
-
-    def _read_once_locked(self, name):
-        try:
-            data = os.read(self.fds[name][0], MAX_TEXT)
-        except (BlockingIOError, InterruptedError):
-            return False
-        if not data:
-            return False
-        text = self.decoders[name].decode(data)
-        if text:
-            self._forward(name, text)
-        return True
-
-    def _drain_all(self):
-        # Bounded so that a process writing without pause cannot stall us.
-        for name in self.STREAMS:
-            for _ in range(1024):
-                if not self._read_once(name):
-                    break
-
-    def write_direct(self, name, text):
-        """A Python-level write (print): whatever fds 1 and 2 got before it
-        goes first, then it, straight to the socket -- so stdout and stderr
-        lines keep their order across the two streams."""
-        with self.read_lock:
-            for n in self.STREAMS:
-                for _ in range(1024):
-                    if not self._read_once_locked(n):
-                        break
-            self._forward(name, text)
-
-    def _forward(self, name, text):
-        with self.conn.lock:
-            if self.active:
-                for i in range(0, len(text), MAX_TEXT):
-                    self.conn.send_locked({"type": name, "text": text[i:i + MAX_TEXT],
-                                           "timestamp": _now()})
-            elif self.idle_size < MAX_IDLE_OUTPUT:
-                text = text[:MAX_IDLE_OUTPUT - self.idle_size]
-                self.idle.append((name, text))
-                self.idle_size += len(text)
-
-    # -- main thread -------------------------------------------------------
-    def drain(self):
-        """Return once everything written to fds 1/2 so far has been sent."""
-        with self.cond:
-            self.requested += 1
-            target = self.requested
-        try:
-            os.write(self.ctl_w, b"x")
-        except BlockingIOError:
-            pass                  # a wake-up is already pending
-        with self.cond:
-            while self.done < target:
-                self.cond.wait()
-
-    def begin(self):
-        with self.conn.lock:
-            self.active = True
-            idle, self.idle, self.idle_size = self.idle, [], 0
-            for name, text in idle:
-                self.conn.send_locked({"type": name, "text": text, "timestamp": _now()})
-
-    def end(self, last):
-        self.drain()
-        with self.conn.lock:
-            self.active = False
-            self.conn.send_locked(last)
-
-
-class _BinaryWriter:
-    """``sys.stdout.buffer``: bytes straight to the fd."""
-
-    def __init__(self, parent):
-        self._parent = parent
-
-    def write(self, b):
-        self._parent.flush()
-        data = bytes(b)
-        _write_all(self._parent._fd, data)
-        return len(data)
-
-    def flush(self):
-        pass
-
-    def fileno(self):
-        return self._parent._fd
-
-    def isatty(self):
-        return False
-
-    def writable(self):
-        return True
-
-    @property
-    def closed(self):
-        return False
-
-
-class _Writer(io.TextIOBase):
-    """sys.stdout / sys.stderr: line-buffered UTF-8 writes onto fd 1 / 2."""
-
-    encoding = "utf-8"
-    errors = "backslashreplace"
-    newlines = None
-
-    def __init__(self, fd, name, sink=None):
-        super().__init__()
-        self._fd = fd
-        self._name = name
-        # In the kernel process, writes go to sink (ordered with the fds);
-        # in a process forked by user code, to the fd as any output does.
-        self._sink = sink
-        self._pid = os.getpid()
-        self._buf = []
-        self._size = 0
-        self._lock = threading.RLock()
-        self.buffer = _BinaryWriter(self)
-
-    @property
-    def name(self):
-        return self._name
-
-    @property
-    def closed(self):
-        return False
-
-    def close(self):
-        self.flush()
-
-    def writable(self):
-        return True
-
-    def readable(self):
-        return False
-
-    def seekable(self):
-        return False
-
-    def isatty(self):
-        return False
-
-    def fileno(self):
-        return self._fd
-
-    @property
-    def line_buffering(self):
-        return True
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
-        if not s:
-            return 0
-        with self._lock:
-            self._buf.append(s)
-            self._size += len(s)
-            if "\n" in s or "\r" in s or self._size >= 8192:
-                self._flush_locked()
-        return len(s)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        with self._lock:
-            self._flush_locked()
-
-    def _flush_locked(self):
-        if not self._buf:
-            return
-        data = "".join(self._buf).encode("utf-8", "backslashreplace")
-        self._buf = []
-        self._size = 0
-        if self._sink is not None and os.getpid() == self._pid:
-            self._sink(data.decode("utf-8"))
-        else:
-            _write_all(self._fd, data)
 
 
 class StdinNotImplementedError(EOFError):

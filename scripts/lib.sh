@@ -9,7 +9,9 @@ IRIS_PACKAGES=(
 	libfcgi-dev libjson-c-dev libsqlite3-dev sqlite3
 	libcurl4-openssl-dev libssl-dev libcmocka-dev libmicrohttpd-dev
 	bubblewrap nodejs python3-numpy python3-pandas python3-matplotlib
-	python3-scipy python3-sklearn
+	python3-scipy python3-sklearn python3-seaborn python3-plotly
+	python3-statsmodels python3-openpyxl python3-pil python3-ipython
+	python3-matplotlib-inline
 	nginx-light python3-pytest python3-requests
 	curl
 )
