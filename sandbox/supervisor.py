@@ -730,7 +730,8 @@ def main():
         preload()
     # Import the Python kernel now so that a fork needs no import work.
     try:
-        import kernel_python  # noqa: F401
+        import kernel_python
+        kernel_python.prewarm()
     except Exception as e:
         log("cannot import kernel_python: %r" % (e,))
     gc.collect()
