@@ -1,0 +1,515 @@
+"""iris_charts -- the `chart` result field: a matplotlib Figure described in
+the chart schema of E2B's code-interpreter SDK (its chart types: line,
+scatter, bar, pie, box_and_whisker, superchart, unknown).
+
+    chart_of(fig) -> dict | None
+
+The dict is JSON-ready (str, float, None, lists, dicts; no NaN).  None means
+nothing chartable: no axes holds data.  chart_of never raises and never
+changes what the figure draws; an axes it cannot read becomes an `unknown`
+chart.  Field by field, and what each matplotlib construct maps to:
+docs/charts.md.
+
+Imported by the Python kernel (pre-imported in the zygote), so matplotlib and
+numpy are imported here, once.
+"""
+
+import datetime
+import math
+import re
+import warnings
+
+import numpy as np
+from matplotlib import category, ticker
+from matplotlib import dates as mdates
+from matplotlib.collections import PathCollection
+from matplotlib.container import BarContainer
+from matplotlib.lines import Line2D
+from matplotlib.patches import PathPatch, Rectangle, Wedge
+from matplotlib.text import Text
+
+__all__ = ["chart_of"]
+
+# A unit is the text in "(...)" after a space, or in "[...]": "Time (s)",
+# "Mass [kg]".
+_UNIT = re.compile(r"\s\(([^()]+)\)|\[([^\[\]]+)\]")
+
+_DATE_CONVERTERS = tuple(c for c in (
+    getattr(mdates, "DateConverter", None),
+    getattr(mdates, "ConciseDateConverter", None),
+    getattr(mdates, "_SwitchableDateConverter", None)) if c is not None)
+_DATE_FORMATTERS = (mdates.DateFormatter, mdates.AutoDateFormatter,
+                    mdates.ConciseDateFormatter)
+
+
+def chart_of(fig):
+    """The chart dict of matplotlib Figure fig, or None when no axes of it
+    holds data (or fig is not a figure).  Several axes (colorbars and hidden
+    axes not counted) make a `superchart` whose elements are the charts of
+    the axes that hold data.  Never raises."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _figure_chart(fig)
+    except Exception:
+        return None
+
+
+def _figure_chart(fig):
+    layout = [ax for ax in fig.get_axes()
+              if ax.get_visible() and not hasattr(ax, "_colorbar")]
+    filled = [ax for ax in layout if ax.has_data()]
+    if not filled:
+        return None
+    if len(layout) == 1:
+        return _axes_chart(filled[0])
+    return {"type": "superchart", "title": _suptitle(fig),
+            "elements": [_axes_chart(ax) for ax in filled]}
+
+
+def _suptitle(fig):
+    text = getattr(fig, "_suptitle", None)
+    return (text.get_text() or None) if text is not None else None
+
+
+# -- one axes ---------------------------------------------------------------
+
+def _axes_chart(ax):
+    """The chart of one axes: its type decides the extractor."""
+    try:
+        kind = _chart_type(ax)
+        chart = _EXTRACTORS[kind](ax) if kind in _EXTRACTORS else None
+        if chart is not None:
+            return chart
+    except Exception:
+        pass
+    return _unknown(ax)
+
+
+def _unknown(ax):
+    try:
+        title = _title(ax)
+    except Exception:
+        title = None
+    return {"type": "unknown", "title": title, "elements": []}
+
+
+# What each artist of an axes counts as; texts and reference lines
+# (axhline, axvline, axline: not in data coordinates) count as nothing.
+def _artist_kind(ax, artist, bars):
+    if isinstance(artist, Text):
+        return None
+    if isinstance(artist, Line2D):
+        return "line" if _is_data_line(ax, artist) else None
+    if isinstance(artist, PathCollection):
+        return "scatter"
+    if isinstance(artist, Wedge):
+        return "pie"
+    if isinstance(artist, Rectangle):
+        return "bar" if id(artist) in bars else "other"
+    if isinstance(artist, PathPatch):
+        return "box"
+    return "other"
+
+
+# The set of artist kinds -> the chart type.
+_TYPE_OF_KINDS = {
+    frozenset({"line"}): "line",
+    frozenset({"scatter"}): "scatter",
+    frozenset({"bar"}): "bar",
+    frozenset({"pie"}): "pie",
+    frozenset({"box"}): "box_and_whisker",
+    frozenset({"box", "line"}): "box_and_whisker",
+}
+
+
+def _chart_type(ax):
+    bars = {id(r) for c in _bar_containers(ax) for r in c}
+    kinds = {_artist_kind(ax, a, bars) for a in _artists(ax)} - {None}
+    kind = _TYPE_OF_KINDS.get(frozenset(kinds), "unknown")
+    # A boxplot without patch_artist is lines only: its boxes are closed
+    # rectangles.
+    if kind == "line" and any(_line_box(line) for line in ax.get_lines()):
+        kind = "box_and_whisker"
+    return kind
+
+
+def _artists(ax):
+    """The artists added to ax, in order (matplotlib >= 3.5 keeps one list)."""
+    children = getattr(ax, "_children", None)
+    if children is not None:
+        return list(children)
+    return (list(ax.lines) + list(ax.patches) + list(ax.collections)
+            + list(ax.images) + list(ax.artists) + list(ax.texts))
+
+
+def _is_data_line(ax, line):
+    return line.get_transform() is ax.transData
+
+
+def _title(ax):
+    for loc in ("center", "left", "right"):
+        text = ax.get_title(loc)
+        if text:
+            return text
+    return None
+
+
+def _labels(ax, swap=False):
+    """x_label, y_label, x_unit, y_unit; swap for horizontal bars and boxes
+    (x_* then describe the category axis, as for vertical ones)."""
+    x, y = ax.get_xlabel() or None, ax.get_ylabel() or None
+    if swap:
+        x, y = y, x
+    return {"x_label": x, "y_label": y, "x_unit": _unit(x), "y_unit": _unit(y)}
+
+
+def _unit(label):
+    m = _UNIT.search(label) if label else None
+    return (m.group(1) or m.group(2)) if m else None
+
+
+# -- numbers and axes -------------------------------------------------------
+
+def _round(x, digits=12):
+    """x rounded to `digits` significant digits (float noise such as
+    84.75000000000001 removed); None if not finite."""
+    x = float(x)
+    return float("%.*g" % (digits, x)) if math.isfinite(x) else None
+
+
+def _number_text(x):
+    x = _round(x, 10)
+    return "%g" % x if x is not None else ""
+
+
+def _is_datetime(axis):
+    return (isinstance(getattr(axis, "converter", None), _DATE_CONVERTERS)
+            or isinstance(axis.get_major_formatter(), _DATE_FORMATTERS))
+
+
+def _is_categorical(axis):
+    return isinstance(getattr(axis, "converter", None),
+                      category.StrCategoryConverter)
+
+
+def _categories(axis):
+    """{position: name} of a categorical axis, else {}."""
+    if not _is_categorical(axis):
+        return {}
+    mapping = getattr(getattr(axis, "units", None), "_mapping", None) or {}
+    return {int(v): str(k) for k, v in mapping.items()}
+
+
+def _ticks(axis):
+    """[(location, label text)] of the major ticks inside the view."""
+    locs = list(axis.get_majorticklocs())
+    axis.get_majorticklabels()      # formats the tick labels, as a draw does
+    ticks = axis.get_major_ticks(len(locs))
+    lo, hi = sorted(axis.get_view_interval())
+    eps = 1e-9 * ((hi - lo) or 1.0)
+    return [(float(loc), t.label1.get_text()) for loc, t in zip(locs, ticks)
+            if lo - eps <= loc <= hi + eps]
+
+
+def _axis_fields(ax, name):
+    """x_ticks, x_tick_labels, x_scale (name "x"), or the same for y."""
+    axis = ax.xaxis if name == "x" else ax.yaxis
+    ticks = _ticks(axis)
+    if _is_datetime(axis):
+        locs = [_date_text(loc) for loc, _ in ticks]
+    else:
+        locs = [_round(loc) for loc, _ in ticks]
+    return {name + "_ticks": locs,
+            name + "_tick_labels": [text for _, text in ticks],
+            name + "_scale": _scale(axis, ticks)}
+
+
+def _scale(axis, ticks):
+    if _is_datetime(axis):
+        return "datetime"
+    scale = axis.get_scale()
+    if scale != "linear":
+        return scale
+    if _is_categorical(axis) or _fixed_labels_at_indices(axis, ticks):
+        return "categorical"
+    return "linear"
+
+
+def _fixed_labels_at_indices(axis, ticks):
+    """Labels set by hand (set_xticks(range(n), labels)) at 0..n-1 that are
+    not those numbers: categories, as pandas' bar plots make them."""
+    if not ticks or not isinstance(axis.get_major_formatter(),
+                                   ticker.FixedFormatter):
+        return False
+    return (all(loc == i for i, (loc, _) in enumerate(ticks))
+            and any(text != str(i) for i, (_, text) in enumerate(ticks)))
+
+
+def _date_text(num):
+    return mdates.num2date(num).isoformat()
+
+
+def _labeller(axis):
+    """A function: position on axis -> the name of the category there, else
+    the text of the tick there, else the position itself as text."""
+    names, ticks, is_date = _categories(axis), _ticks(axis), _is_datetime(axis)
+
+    def label(pos):
+        k = round(pos)
+        if abs(pos - k) < 1e-6 and k in names:
+            return names[k]
+        for loc, text in ticks:
+            if text and abs(loc - pos) <= 1e-9 * max(1.0, abs(pos)):
+                return text
+        return _date_text(pos) if is_date else _number_text(pos)
+    return label
+
+
+# -- values of points -------------------------------------------------------
+
+def _values(data, axis):
+    """A line's or scatter's coordinates as JSON values: dates as ISO 8601
+    text, strings kept, numbers as floats (on a date axis: ISO text), masked
+    or non-finite values as None."""
+    arr = np.ma.asarray(data)
+    is_date = _is_datetime(axis)
+    if arr.dtype.kind in "iufb":
+        nums = np.ma.filled(arr.astype(float), np.nan).ravel()
+        if is_date:
+            return [_date_text(v) if math.isfinite(v) else None for v in nums]
+        out = nums.tolist()
+        if not np.isfinite(nums).all():
+            out = [v if math.isfinite(v) else None for v in out]
+        return out
+    if arr.dtype.kind == "M":
+        return [None if np.isnat(v) else str(v) for v in arr.ravel()]
+    return [_value(v, is_date) for v in np.ma.filled(arr, None).ravel()]
+
+
+def _value(v, is_date):
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else str(v)
+    if isinstance(v, (str, np.str_)):
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(f):
+        return None
+    return _date_text(f) if is_date else f
+
+
+def _name(label, fallback):
+    """matplotlib's unnamed artists have labels starting with "_"."""
+    label = str(label) if label is not None else ""
+    return fallback if not label or label.startswith("_") else label
+
+
+def _point_chart(ax, kind, series):
+    chart = {"type": kind, "title": _title(ax), "elements": series}
+    chart.update(_labels(ax))
+    chart.update(_axis_fields(ax, "x"))
+    chart.update(_axis_fields(ax, "y"))
+    return chart
+
+
+# -- extractors -------------------------------------------------------------
+
+def _line_chart(ax):
+    lines = [ln for ln in ax.get_lines() if _is_data_line(ax, ln)]
+    series = []
+    for i, line in enumerate(lines):
+        xs = _values(line.get_xdata(), ax.xaxis)
+        ys = _values(line.get_ydata(), ax.yaxis)
+        series.append({"label": _name(line.get_label(), "Line %d" % i),
+                       "points": [list(p) for p in zip(xs, ys)]})
+    return _point_chart(ax, "line", series)
+
+
+def _scatter_chart(ax):
+    series = []
+    for i, coll in enumerate(c for c in ax.collections
+                             if isinstance(c, PathCollection)):
+        offsets = np.ma.asarray(coll.get_offsets()).reshape(-1, 2)
+        xs = _scatter_values(offsets[:, 0], ax.xaxis)
+        ys = _scatter_values(offsets[:, 1], ax.yaxis)
+        series.append({"label": _name(coll.get_label(), "Scatter %d" % i),
+                       "points": [list(p) for p in zip(xs, ys)]})
+    return _point_chart(ax, "scatter", series)
+
+
+def _scatter_values(nums, axis):
+    """Scatter offsets are numbers: categories get their names back."""
+    names = _categories(axis)
+    values = _values(nums, axis)
+    if not names:
+        return values
+    return [names.get(round(v), v) if isinstance(v, float) else v
+            for v in values]
+
+
+def _bar_containers(ax):
+    return [c for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def _bar_chart(ax):
+    containers = _bar_containers(ax)
+    horizontal = [_is_horizontal(c) for c in containers]
+    labels = {}                             # axis name -> its labeller
+    bars = []
+    for i, (cont, horiz) in enumerate(zip(containers, horizontal)):
+        group = _name(cont.get_label(), "Group %d" % i)
+        for rect in cont:
+            if horiz:
+                pos = rect.get_y() + rect.get_height() / 2
+                value, axis = rect.get_width(), ax.yaxis
+            else:
+                pos = rect.get_x() + rect.get_width() / 2
+                value, axis = rect.get_height(), ax.xaxis
+            if axis.axis_name not in labels:
+                labels[axis.axis_name] = _labeller(axis)
+            bars.append({"label": labels[axis.axis_name](pos),
+                         "value": _round(value, 15), "group": group})
+    chart = {"type": "bar", "title": _title(ax), "elements": bars}
+    chart.update(_labels(ax, swap=bool(horizontal) and all(horizontal)))
+    return chart
+
+
+def _is_horizontal(cont):
+    orientation = getattr(cont, "orientation", None)
+    if orientation is not None:
+        return orientation == "horizontal"
+    widths = {r.get_height() for r in cont}      # barh: one bar thickness
+    return len(cont) > 1 and len(widths) == 1
+
+
+def _pie_chart(ax):
+    wedges = [p for p in ax.patches if isinstance(p, Wedge)]
+    # pie() computes its fractions in float32: 6 significant digits are
+    # exact (324, not 323.99999141693115).
+    slices = [{"label": _name(w.get_label(), "Slice %d" % i),
+               "angle": _round(abs(w.theta2 - w.theta1), 6),
+               "radius": _round(w.r, 6)} for i, w in enumerate(wedges)]
+    return {"type": "pie", "title": _title(ax), "elements": slices}
+
+
+# -- box and whisker --------------------------------------------------------
+#
+# boxplot() leaves no record of its statistics on the axes, only artists:
+# a box (PathPatch with patch_artist, else a closed rectangular line) from
+# Q1 to Q3; a median segment across it; two whiskers along the value axis
+# from the box's edges to min and max; caps; fliers (a marker-only line).
+
+def _line_box(line):
+    """(c0, c1, v0, v1) bounds of a closed rectangle line (5 points; 11 for
+    a notched box), else None."""
+    if len(line.get_xdata()) not in (5, 11):
+        return None
+    xs, ys = _xy(line)
+    if xs[0] != xs[-1] or ys[0] != ys[-1]:
+        return None
+    return (min(xs), max(xs), min(ys), max(ys))
+
+
+def _xy(line):
+    """A line's coordinates as numbers (dates and categories converted)."""
+    xs = np.asarray(line.get_xdata(orig=False), dtype=float).ravel()
+    ys = np.asarray(line.get_ydata(orig=False), dtype=float).ravel()
+    return xs, ys
+
+
+def _box_chart(ax):
+    patches = [p for p in ax.patches if isinstance(p, PathPatch)]
+    box_lines = [ln for ln in ax.get_lines() if _line_box(ln)]
+    if patches:
+        boxes = [_patch_bounds(p) for p in patches]
+        lines = [ln for ln in ax.get_lines() if _is_data_line(ax, ln)]
+    else:
+        boxes = [_line_box(ln) for ln in box_lines]
+        lines = [ln for ln in ax.get_lines()
+                 if _is_data_line(ax, ln) and ln not in box_lines]
+    segments, markers = _segments(lines)
+    best = max((_boxes_stats(boxes, segments, markers, vert)
+                for vert in (True, False)), key=lambda r: r[0])
+    found, vert, stats = best
+    if found < len(boxes) or not boxes:
+        return None
+    label = _labeller(ax.xaxis if vert else ax.yaxis)
+    for box, s in zip(boxes, stats):
+        s["label"] = label((box[0] + box[1]) / 2 if vert
+                           else (box[2] + box[3]) / 2)
+    elements = [{k: s[k] for k in ("label", "min", "first_quartile", "median",
+                                   "third_quartile", "max", "outliers")}
+                for s in stats]
+    chart = {"type": "box_and_whisker", "title": _title(ax),
+             "elements": elements}
+    chart.update(_labels(ax, swap=not vert))
+    return chart
+
+
+def _patch_bounds(patch):
+    ext = patch.get_path().get_extents()
+    return (ext.x0, ext.x1, ext.y0, ext.y1)
+
+
+def _segments(lines):
+    """Two-point lines (whiskers, caps, medians) and marker points (fliers,
+    means) as lists of coordinate tuples."""
+    segments, markers = [], []
+    for line in lines:
+        xs, ys = _xy(line)
+        if line.get_linestyle() in ("None", " ", ""):
+            markers.extend(zip(xs.tolist(), ys.tolist()))
+        elif len(xs) == 2:
+            segments.append((xs[0], xs[1], ys[0], ys[1]))
+    return segments, markers
+
+
+def _boxes_stats(boxes, segments, markers, vert):
+    """(boxes whose median and whiskers were found, vert, [stats])."""
+    # In the box's frame: c along the category axis, v along values.
+    frame = (lambda s: s) if vert else (lambda s: (s[2], s[3], s[0], s[1]))
+    segs = [frame(s) for s in segments]
+    points = [p if vert else (p[1], p[0]) for p in markers]
+    found, stats = 0, []
+    for box in boxes:
+        c0, c1, v0, v1 = box if vert else (box[2], box[3], box[0], box[1])
+        s = _box_stats(c0, c1, v0, v1, segs, points)
+        found += s is not None
+        stats.append(s)
+    return found, vert, stats
+
+
+def _box_stats(c0, c1, q1, q3, segs, points):
+    tol = 1e-9 * max(1.0, abs(c1), abs(q3))
+    mid = (c0 + c1) / 2
+    # The median: the widest segment across the box inside [Q1, Q3].
+    across = [s for s in segs if abs(s[2] - s[3]) <= tol
+              and q1 - tol <= s[2] <= q3 + tol
+              and c0 - tol <= min(s[0], s[1]) and max(s[0], s[1]) <= c1 + tol]
+    # Whiskers: along the value axis at the box's middle, touching its edges.
+    along = [s for s in segs if abs(s[0] - mid) <= tol and abs(s[1] - mid) <= tol
+             and (min(s[2], s[3]) >= q3 - tol or max(s[2], s[3]) <= q1 + tol)]
+    if not across or not along:
+        return None
+    median = max(across, key=lambda s: abs(s[1] - s[0]))[2]
+    ends = [v for s in along for v in (s[2], s[3])]
+    low, high = min(ends + [q1]), max(ends + [q3])
+    outliers = [v for c, v in points if c0 - tol <= c <= c1 + tol
+                and (v < low - tol or v > high + tol)]
+    return {"min": _round(low), "first_quartile": _round(q1),
+            "median": _round(median), "third_quartile": _round(q3),
+            "max": _round(high), "outliers": [_round(v) for v in outliers]}
+
+
+_EXTRACTORS = {
+    "line": _line_chart,
+    "scatter": _scatter_chart,
+    "bar": _bar_chart,
+    "pie": _pie_chart,
+    "box_and_whisker": _box_chart,
+}
