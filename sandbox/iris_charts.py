@@ -15,6 +15,7 @@ numpy are imported here, once.
 """
 
 import datetime
+import gc
 import math
 import re
 import warnings
@@ -22,7 +23,7 @@ import warnings
 import numpy as np
 from matplotlib import category, ticker
 from matplotlib import dates as mdates
-from matplotlib.collections import PathCollection
+from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.container import BarContainer
 from matplotlib.lines import Line2D
 from matplotlib.patches import PathPatch, Rectangle, Wedge
@@ -47,12 +48,17 @@ def chart_of(fig):
     holds data (or fig is not a figure).  Several axes (colorbars and hidden
     axes not counted) make a `superchart` whose elements are the charts of
     the axes that hold data.  Never raises."""
-    try:
+    gc_was_on = gc.isenabled()
+    gc.disable()        # a chart is acyclic: collecting while building it
+    try:                # (a million points) would only cost time
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _figure_chart(fig)
     except Exception:
         return None
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 def _figure_chart(fig):
@@ -94,15 +100,18 @@ def _unknown(ax):
     return {"type": "unknown", "title": title, "elements": []}
 
 
-# What each artist of an axes counts as; texts and reference lines
-# (axhline, axvline, axline: not in data coordinates) count as nothing.
-def _artist_kind(ax, artist, bars):
-    if isinstance(artist, Text):
+# What each artist of an axes counts as.  Texts, reference lines (axhline,
+# axvline, axline: not in data coordinates) and the error bars that bar()
+# draws count as nothing.
+def _artist_kind(ax, artist, bars, ignored):
+    if isinstance(artist, Text) or id(artist) in ignored:
         return None
     if isinstance(artist, Line2D):
         return "line" if _is_data_line(ax, artist) else None
     if isinstance(artist, PathCollection):
         return "scatter"
+    if isinstance(artist, PolyCollection):
+        return "band"                   # fill_between, a confidence band
     if isinstance(artist, Wedge):
         return "pie"
     if isinstance(artist, Rectangle):
@@ -115,6 +124,7 @@ def _artist_kind(ax, artist, bars):
 # The set of artist kinds -> the chart type.
 _TYPE_OF_KINDS = {
     frozenset({"line"}): "line",
+    frozenset({"line", "band"}): "line",
     frozenset({"scatter"}): "scatter",
     frozenset({"bar"}): "bar",
     frozenset({"pie"}): "pie",
@@ -124,12 +134,18 @@ _TYPE_OF_KINDS = {
 
 
 def _chart_type(ax):
-    bars = {id(r) for c in _bar_containers(ax) for r in c}
-    kinds = {_artist_kind(ax, a, bars) for a in _artists(ax)} - {None}
+    containers = _bar_containers(ax)
+    bars = {id(r) for c in containers for r in c}
+    ignored = {id(a) for c in containers for a in _errorbar_artists(c)}
+    kinds = {_artist_kind(ax, a, bars, ignored) for a in _artists(ax)} - {None}
+    # Error bars drawn as plain lines (seaborn's barplot) belong to the bars.
+    if kinds == {"bar", "line"} and _lines_are_error_bars(ax, containers):
+        kinds = {"bar"}
     kind = _TYPE_OF_KINDS.get(frozenset(kinds), "unknown")
     # A boxplot without patch_artist is lines only: its boxes are closed
     # rectangles.
-    if kind == "line" and any(_line_box(line) for line in ax.get_lines()):
+    if kind == "line" and any(_line_box(line) is not None
+                              for line in ax.get_lines()):
         kind = "box_and_whisker"
     return kind
 
@@ -141,6 +157,40 @@ def _artists(ax):
         return list(children)
     return (list(ax.lines) + list(ax.patches) + list(ax.collections)
             + list(ax.images) + list(ax.artists) + list(ax.texts))
+
+
+def _errorbar_artists(cont):
+    """The artists of bar(yerr=...)'s ErrorbarContainer, flattened."""
+    out, todo = [], [getattr(cont, "errorbar", None)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, (tuple, list)):
+            todo.extend(item)
+        elif item is not None:
+            out.append(item)
+    return out
+
+
+def _lines_are_error_bars(ax, containers):
+    """Every data line is a segment along the value axis through the middle
+    of a bar."""
+    middles = {}
+    for cont in containers:
+        horiz = _is_horizontal(cont)
+        for r in cont:
+            mid = (r.get_y() + r.get_height() / 2 if horiz
+                   else r.get_x() + r.get_width() / 2)
+            middles.setdefault(horiz, []).append(mid)
+    for line in ax.get_lines():
+        if not _is_data_line(ax, line):
+            continue
+        xs, ys = _xy(line)
+        if len(xs) != 2 or not any(
+                c[0] == c[1] and any(abs(c[0] - m) < 1e-9 for m in ms)
+                for horiz, ms in middles.items()
+                for c in [ys if horiz else xs]):
+            return False
+    return True
 
 
 def _is_data_line(ax, line):
@@ -236,11 +286,16 @@ def _scale(axis, ticks):
     return "linear"
 
 
+def _ticks_placed(axis):
+    """Ticks placed by hand (set_xticks, boxplot, pandas and seaborn bar
+    plots), not by a locator that spaces them by value."""
+    return isinstance(axis.get_major_locator(), ticker.FixedLocator)
+
+
 def _fixed_labels_at_indices(axis, ticks):
     """Labels set by hand (set_xticks(range(n), labels)) at 0..n-1 that are
     not those numbers: categories, as pandas' bar plots make them."""
-    if not ticks or not isinstance(axis.get_major_formatter(),
-                                   ticker.FixedFormatter):
+    if not ticks or not _ticks_placed(axis):
         return False
     return (all(loc == i for i, (loc, _) in enumerate(ticks))
             and any(text != str(i) for i, (_, text) in enumerate(ticks)))
@@ -252,15 +307,22 @@ def _date_text(num):
 
 def _labeller(axis):
     """A function: position on axis -> the name of the category there, else
-    the text of the tick there, else the position itself as text."""
-    names, ticks, is_date = _categories(axis), _ticks(axis), _is_datetime(axis)
+    (ticks labelled by name: categories, set_xticks(labels=...)) the label of
+    the nearest tick within half a tick spacing (grouped bars sit around
+    their tick), else the position itself as text (a date on a date axis)."""
+    names, is_date = _categories(axis), _is_datetime(axis)
+    named = bool(names) or _ticks_placed(axis)
+    ticks = [(loc, text) for loc, text in _ticks(axis) if text] if named else []
+    locs = sorted(loc for loc, _ in ticks)
+    reach = min((b - a for a, b in zip(locs, locs[1:])), default=math.inf) / 2
 
     def label(pos):
         k = round(pos)
         if abs(pos - k) < 1e-6 and k in names:
             return names[k]
-        for loc, text in ticks:
-            if text and abs(loc - pos) <= 1e-9 * max(1.0, abs(pos)):
+        if ticks:
+            loc, text = min(ticks, key=lambda t: abs(t[0] - pos))
+            if abs(loc - pos) < reach:
                 return text
         return _date_text(pos) if is_date else _number_text(pos)
     return label
@@ -326,7 +388,7 @@ def _line_chart(ax):
         xs = _values(line.get_xdata(), ax.xaxis)
         ys = _values(line.get_ydata(), ax.yaxis)
         series.append({"label": _name(line.get_label(), "Line %d" % i),
-                       "points": [list(p) for p in zip(xs, ys)]})
+                       "points": list(zip(xs, ys))})
     return _point_chart(ax, "line", series)
 
 
@@ -338,7 +400,7 @@ def _scatter_chart(ax):
         xs = _scatter_values(offsets[:, 0], ax.xaxis)
         ys = _scatter_values(offsets[:, 1], ax.yaxis)
         series.append({"label": _name(coll.get_label(), "Scatter %d" % i),
-                       "points": [list(p) for p in zip(xs, ys)]})
+                       "points": list(zip(xs, ys))})
     return _point_chart(ax, "scatter", series)
 
 
@@ -364,6 +426,8 @@ def _bar_chart(ax):
     for i, (cont, horiz) in enumerate(zip(containers, horizontal)):
         group = _name(cont.get_label(), "Group %d" % i)
         for rect in cont:
+            if not _finite_rect(rect):
+                continue                # seaborn's NaN legend handles
             if horiz:
                 pos = rect.get_y() + rect.get_height() / 2
                 value, axis = rect.get_width(), ax.yaxis
@@ -377,6 +441,11 @@ def _bar_chart(ax):
     chart = {"type": "bar", "title": _title(ax), "elements": bars}
     chart.update(_labels(ax, swap=bool(horizontal) and all(horizontal)))
     return chart
+
+
+def _finite_rect(rect):
+    return all(math.isfinite(v) for v in (rect.get_x(), rect.get_y(),
+                                          rect.get_width(), rect.get_height()))
 
 
 def _is_horizontal(cont):
@@ -400,19 +469,21 @@ def _pie_chart(ax):
 # -- box and whisker --------------------------------------------------------
 #
 # boxplot() leaves no record of its statistics on the axes, only artists:
-# a box (PathPatch with patch_artist, else a closed rectangular line) from
-# Q1 to Q3; a median segment across it; two whiskers along the value axis
-# from the box's edges to min and max; caps; fliers (a marker-only line).
+# a box outline (a PathPatch with patch_artist, else a closed line) whose
+# full-width edges are Q1 and Q3; a median segment across it; whiskers along
+# the value axis from those edges to min and max; caps; fliers (a
+# marker-only line).  Both orientations are tried; the one in which every
+# box has a median and a whisker wins.
 
 def _line_box(line):
-    """(c0, c1, v0, v1) bounds of a closed rectangle line (5 points; 11 for
-    a notched box), else None."""
+    """The vertices of a closed box outline line (5 points; 11 for a notched
+    box), else None."""
     if len(line.get_xdata()) not in (5, 11):
         return None
     xs, ys = _xy(line)
     if xs[0] != xs[-1] or ys[0] != ys[-1]:
         return None
-    return (min(xs), max(xs), min(ys), max(ys))
+    return np.column_stack([xs, ys])
 
 
 def _xy(line):
@@ -423,42 +494,31 @@ def _xy(line):
 
 
 def _box_chart(ax):
-    patches = [p for p in ax.patches if isinstance(p, PathPatch)]
-    box_lines = [ln for ln in ax.get_lines() if _line_box(ln)]
-    if patches:
-        boxes = [_patch_bounds(p) for p in patches]
-        lines = [ln for ln in ax.get_lines() if _is_data_line(ax, ln)]
-    else:
-        boxes = [_line_box(ln) for ln in box_lines]
-        lines = [ln for ln in ax.get_lines()
-                 if _is_data_line(ax, ln) and ln not in box_lines]
+    lines = [ln for ln in ax.get_lines() if _is_data_line(ax, ln)]
+    outlines = [p.get_path().vertices for p in ax.patches
+                if isinstance(p, PathPatch)]
+    if not outlines:
+        pairs = [(ln, _line_box(ln)) for ln in lines]
+        outlines = [v for _, v in pairs if v is not None]
+        lines = [ln for ln, v in pairs if v is None]
+    if not outlines:
+        return None
     segments, markers = _segments(lines)
-    best = max((_boxes_stats(boxes, segments, markers, vert)
-                for vert in (True, False)), key=lambda r: r[0])
-    found, vert, stats = best
-    if found < len(boxes) or not boxes:
+    found, vert, stats = max((_boxes_stats(outlines, segments, markers, vert)
+                              for vert in (True, False)), key=lambda r: r[0])
+    if found < len(outlines):
         return None
     label = _labeller(ax.xaxis if vert else ax.yaxis)
-    for box, s in zip(boxes, stats):
-        s["label"] = label((box[0] + box[1]) / 2 if vert
-                           else (box[2] + box[3]) / 2)
-    elements = [{k: s[k] for k in ("label", "min", "first_quartile", "median",
-                                   "third_quartile", "max", "outliers")}
-                for s in stats]
+    elements = [dict(label=label(s.pop("middle")), **s) for s in stats]
     chart = {"type": "box_and_whisker", "title": _title(ax),
              "elements": elements}
     chart.update(_labels(ax, swap=not vert))
     return chart
 
 
-def _patch_bounds(patch):
-    ext = patch.get_path().get_extents()
-    return (ext.x0, ext.x1, ext.y0, ext.y1)
-
-
 def _segments(lines):
-    """Two-point lines (whiskers, caps, medians) and marker points (fliers,
-    means) as lists of coordinate tuples."""
+    """Two-point lines (whiskers, caps, medians) as (x0, x1, y0, y1), and the
+    points of marker-only lines (fliers, means) as (x, y)."""
     segments, markers = [], []
     for line in lines:
         xs, ys = _xy(line)
@@ -469,41 +529,50 @@ def _segments(lines):
     return segments, markers
 
 
-def _boxes_stats(boxes, segments, markers, vert):
-    """(boxes whose median and whiskers were found, vert, [stats])."""
-    # In the box's frame: c along the category axis, v along values.
-    frame = (lambda s: s) if vert else (lambda s: (s[2], s[3], s[0], s[1]))
-    segs = [frame(s) for s in segments]
-    points = [p if vert else (p[1], p[0]) for p in markers]
-    found, stats = 0, []
-    for box in boxes:
-        c0, c1, v0, v1 = box if vert else (box[2], box[3], box[0], box[1])
-        s = _box_stats(c0, c1, v0, v1, segs, points)
-        found += s is not None
+def _boxes_stats(outlines, segments, markers, vert):
+    """(how many boxes were read, vert, [stats]) with the category axis x
+    (vert) or y."""
+    if vert:
+        segs, points = segments, markers
+    else:
+        segs = [(s[2], s[3], s[0], s[1]) for s in segments]
+        points = [(p[1], p[0]) for p in markers]
+    stats = []
+    for verts in outlines:
+        cv = verts if vert else verts[:, ::-1]
+        s = _box_stats(cv[:, 0], cv[:, 1], segs, points)
+        if s is None:
+            return len(stats), vert, stats
         stats.append(s)
-    return found, vert, stats
+    return len(stats), vert, stats
 
 
-def _box_stats(c0, c1, q1, q3, segs, points):
-    tol = 1e-9 * max(1.0, abs(c1), abs(q3))
+def _box_stats(c, v, segs, points):
+    """The statistics of one box whose outline is (c, v) (category and value
+    coordinates), or None if its median or whiskers are not found."""
+    c0, c1 = float(c.min()), float(c.max())
+    tol = 1e-9 * max(1.0, abs(c1), float(np.abs(v).max()))
+    full = [v[i] for i in range(len(v) - 1) if abs(v[i] - v[i + 1]) <= tol
+            and abs(abs(c[i] - c[i + 1]) - (c1 - c0)) <= tol]
+    q1, q3 = (min(full), max(full)) if full else (v.min(), v.max())
     mid = (c0 + c1) / 2
-    # The median: the widest segment across the box inside [Q1, Q3].
+    # The median: the widest segment across the box, between Q1 and Q3.
     across = [s for s in segs if abs(s[2] - s[3]) <= tol
               and q1 - tol <= s[2] <= q3 + tol
               and c0 - tol <= min(s[0], s[1]) and max(s[0], s[1]) <= c1 + tol]
-    # Whiskers: along the value axis at the box's middle, touching its edges.
+    # Whiskers: along the value axis through the middle, outside the box.
     along = [s for s in segs if abs(s[0] - mid) <= tol and abs(s[1] - mid) <= tol
              and (min(s[2], s[3]) >= q3 - tol or max(s[2], s[3]) <= q1 + tol)]
     if not across or not along:
         return None
     median = max(across, key=lambda s: abs(s[1] - s[0]))[2]
-    ends = [v for s in along for v in (s[2], s[3])]
+    ends = [e for s in along for e in (s[2], s[3])]
     low, high = min(ends + [q1]), max(ends + [q3])
-    outliers = [v for c, v in points if c0 - tol <= c <= c1 + tol
-                and (v < low - tol or v > high + tol)]
-    return {"min": _round(low), "first_quartile": _round(q1),
+    outliers = [p for cp, p in points if c0 - tol <= cp <= c1 + tol
+                and (p < low - tol or p > high + tol)]
+    return {"middle": mid, "min": _round(low), "first_quartile": _round(q1),
             "median": _round(median), "third_quartile": _round(q3),
-            "max": _round(high), "outliers": [_round(v) for v in outliers]}
+            "max": _round(high), "outliers": [_round(p) for p in outliers]}
 
 
 _EXTRACTORS = {
