@@ -4,7 +4,8 @@ scatter, bar, pie, box_and_whisker, superchart, unknown).
 
     chart_of(fig) -> dict | None
 
-The dict is JSON-ready (str, float, None, lists, dicts; no NaN).  None means
+The dict is JSON-ready (str, float, None, dicts, lists; points are tuples,
+which json writes as arrays; no NaN).  None means
 nothing chartable: no axes holds data.  chart_of never raises and never
 changes what the figure draws; an axes it cannot read becomes an `unknown`
 chart.  Field by field, and what each matplotlib construct maps to:
@@ -81,12 +82,13 @@ def _suptitle(fig):
 # -- one axes ---------------------------------------------------------------
 
 def _axes_chart(ax):
-    """The chart of one axes: its type decides the extractor."""
+    """The chart of one axes: its type decides the extractors tried (the
+    first that reads the axes wins)."""
     try:
-        kind = _chart_type(ax)
-        chart = _EXTRACTORS[kind](ax) if kind in _EXTRACTORS else None
-        if chart is not None:
-            return chart
+        for extract in _EXTRACTORS.get(_chart_type(ax), ()):
+            chart = extract(ax)
+            if chart is not None:
+                return chart
     except Exception:
         pass
     return _unknown(ax)
@@ -141,13 +143,7 @@ def _chart_type(ax):
     # Error bars drawn as plain lines (seaborn's barplot) belong to the bars.
     if kinds == {"bar", "line"} and _lines_are_error_bars(ax, containers):
         kinds = {"bar"}
-    kind = _TYPE_OF_KINDS.get(frozenset(kinds), "unknown")
-    # A boxplot without patch_artist is lines only: its boxes are closed
-    # rectangles.
-    if kind == "line" and any(_line_box(line) is not None
-                              for line in ax.get_lines()):
-        kind = "box_and_whisker"
-    return kind
+    return _TYPE_OF_KINDS.get(frozenset(kinds), "unknown")
 
 
 def _artists(ax):
@@ -472,8 +468,8 @@ def _pie_chart(ax):
 # a box outline (a PathPatch with patch_artist, else a closed line) whose
 # full-width edges are Q1 and Q3; a median segment across it; whiskers along
 # the value axis from those edges to min and max; caps; fliers (a
-# marker-only line).  Both orientations are tried; the one in which every
-# box has a median and a whisker wins.
+# marker-only line, after the means' one with showmeans).  Both orientations
+# are tried; the one in which every box has a median and a whisker wins.
 
 def _line_box(line):
     """The vertices of a closed box outline line (5 points; 11 for a notched
@@ -494,16 +490,27 @@ def _xy(line):
 
 
 def _box_chart(ax):
+    """A boxplot with patch_artist: its boxes are PathPatches."""
     lines = [ln for ln in ax.get_lines() if _is_data_line(ax, ln)]
     outlines = [p.get_path().vertices for p in ax.patches
                 if isinstance(p, PathPatch)]
-    if not outlines:
-        pairs = [(ln, _line_box(ln)) for ln in lines]
-        outlines = [v for _, v in pairs if v is not None]
-        lines = [ln for ln, v in pairs if v is None]
+    return _boxes_chart(ax, outlines, lines)
+
+
+def _line_box_chart(ax):
+    """A boxplot without patch_artist is lines only: its boxes are closed
+    lines.  None (a line chart, then) if there are none."""
+    pairs = [(ln, _line_box(ln)) for ln in ax.get_lines()
+             if _is_data_line(ax, ln)]
+    outlines = [v for _, v in pairs if v is not None]
+    lines = [ln for ln, v in pairs if v is None]
+    return _boxes_chart(ax, outlines, lines) if outlines else None
+
+
+def _boxes_chart(ax, outlines, lines):
     if not outlines:
         return None
-    segments, markers = _segments(lines)
+    segments, markers = _segments(lines, len(outlines))
     found, vert, stats = max((_boxes_stats(outlines, segments, markers, vert)
                               for vert in (True, False)), key=lambda r: r[0])
     if found < len(outlines):
@@ -516,29 +523,34 @@ def _box_chart(ax):
     return chart
 
 
-def _segments(lines):
+def _segments(lines, boxes):
     """Two-point lines (whiskers, caps, medians) as (x0, x1, y0, y1), and the
-    points of marker-only lines (fliers, means) as (x, y)."""
+    marker points (x, y) that may be outliers: per box, when boxplot()'s
+    order shows which line holds its fliers (one marker line per box, or a
+    means line then a fliers line); else all of them, for every box."""
     segments, markers = [], []
     for line in lines:
         xs, ys = _xy(line)
         if line.get_linestyle() in ("None", " ", ""):
-            markers.extend(zip(xs.tolist(), ys.tolist()))
+            markers.append(list(zip(xs.tolist(), ys.tolist())))
         elif len(xs) == 2:
             segments.append((xs[0], xs[1], ys[0], ys[1]))
-    return segments, markers
+    if len(markers) in (boxes, 2 * boxes):
+        step = len(markers) // boxes
+        return segments, markers[step - 1::step]
+    return segments, [[p for m in markers for p in m]] * boxes
 
 
 def _boxes_stats(outlines, segments, markers, vert):
     """(how many boxes were read, vert, [stats]) with the category axis x
     (vert) or y."""
     if vert:
-        segs, points = segments, markers
+        segs = segments
     else:
         segs = [(s[2], s[3], s[0], s[1]) for s in segments]
-        points = [(p[1], p[0]) for p in markers]
+        markers = [[(p[1], p[0]) for p in m] for m in markers]
     stats = []
-    for verts in outlines:
+    for verts, points in zip(outlines, markers):
         cv = verts if vert else verts[:, ::-1]
         s = _box_stats(cv[:, 0], cv[:, 1], segs, points)
         if s is None:
@@ -575,10 +587,11 @@ def _box_stats(c, v, segs, points):
             "max": _round(high), "outliers": [_round(p) for p in outliers]}
 
 
+# Chart type -> the extractors to try, in order.
 _EXTRACTORS = {
-    "line": _line_chart,
-    "scatter": _scatter_chart,
-    "bar": _bar_chart,
-    "pie": _pie_chart,
-    "box_and_whisker": _box_chart,
+    "line": (_line_box_chart, _line_chart),
+    "scatter": (_scatter_chart,),
+    "bar": (_bar_chart,),
+    "pie": (_pie_chart,),
+    "box_and_whisker": (_box_chart,),
 }
