@@ -19,6 +19,7 @@ import datetime
 import gc
 import math
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -136,6 +137,8 @@ _TYPE_OF_KINDS = {
 
 
 def _chart_type(ax):
+    if ax.name not in ("rectilinear", "polar"):
+        return "unknown"                # 3-D, map projections
     containers = _bar_containers(ax)
     bars = {id(r) for c in containers for r in c}
     ignored = {id(a) for c in containers for a in _errorbar_artists(c)}
@@ -263,7 +266,8 @@ def _axis_fields(ax, name):
     axis = ax.xaxis if name == "x" else ax.yaxis
     ticks = _ticks(axis)
     if _is_datetime(axis):
-        locs = [_date_text(loc) for loc, _ in ticks]
+        date_text = _date_texter(axis)
+        locs = [date_text(loc) for loc, _ in ticks]
     else:
         locs = [_round(loc) for loc, _ in ticks]
     return {name + "_ticks": locs,
@@ -297,8 +301,17 @@ def _fixed_labels_at_indices(axis, ticks):
             and any(text != str(i) for i, (_, text) in enumerate(ticks)))
 
 
-def _date_text(num):
-    return mdates.num2date(num).isoformat()
+def _date_texter(axis):
+    """A function: number on the date axis -> ISO 8601 text.  matplotlib
+    counts days; pandas' time series plots count periods of their
+    frequency."""
+    pd = sys.modules.get("pandas")
+    freq = getattr(axis.get_major_formatter(), "freq", None)
+    if (pd is not None and freq is not None
+            and type(getattr(axis, "converter", None)).__name__ == "PeriodConverter"):
+        return lambda num: pd.Period(ordinal=int(round(num)),
+                                     freq=freq).to_timestamp().isoformat()
+    return lambda num: mdates.num2date(num).isoformat()
 
 
 def _labeller(axis):
@@ -306,7 +319,8 @@ def _labeller(axis):
     (ticks labelled by name: categories, set_xticks(labels=...)) the label of
     the nearest tick within half a tick spacing (grouped bars sit around
     their tick), else the position itself as text (a date on a date axis)."""
-    names, is_date = _categories(axis), _is_datetime(axis)
+    names = _categories(axis)
+    date_text = _date_texter(axis) if _is_datetime(axis) else None
     named = bool(names) or _ticks_placed(axis)
     ticks = [(loc, text) for loc, text in _ticks(axis) if text] if named else []
     locs = sorted(loc for loc, _ in ticks)
@@ -320,7 +334,7 @@ def _labeller(axis):
             loc, text = min(ticks, key=lambda t: abs(t[0] - pos))
             if abs(loc - pos) < reach:
                 return text
-        return _date_text(pos) if is_date else _number_text(pos)
+        return date_text(pos) if date_text else _number_text(pos)
     return label
 
 
@@ -331,25 +345,40 @@ def _values(data, axis):
     text, strings kept, numbers as floats (on a date axis: ISO text), masked
     or non-finite values as None."""
     arr = np.ma.asarray(data)
-    is_date = _is_datetime(axis)
+    date_text = _date_texter(axis) if _is_datetime(axis) else None
     if arr.dtype.kind in "iufb":
         nums = np.ma.filled(arr.astype(float), np.nan).ravel()
-        if is_date:
-            return [_date_text(v) if math.isfinite(v) else None for v in nums]
+        if date_text:
+            return [date_text(v) if math.isfinite(v) else None for v in nums]
         out = nums.tolist()
         if not np.isfinite(nums).all():
             out = [v if math.isfinite(v) else None for v in out]
         return out
     if arr.dtype.kind == "M":
-        return [None if np.isnat(v) else str(v) for v in arr.ravel()]
-    return [_value(v, is_date) for v in np.ma.filled(arr, None).ravel()]
+        return _datetimes(np.ma.filled(arr, np.datetime64("NaT")).ravel())
+    return [_value(v, date_text) for v in np.ma.filled(arr, None).ravel()]
 
 
-def _value(v, is_date):
+def _datetimes(arr):
+    """numpy datetimes as ISO text: dates as dates, times to the second (to
+    the microsecond when they have fractions), NaT as None."""
+    unit = np.datetime_data(arr.dtype)[0]
+    if unit in ("Y", "M", "W", "D"):
+        arr, unit = arr.astype("datetime64[D]"), "D"
+    else:
+        whole = arr.astype("datetime64[s]")
+        unit = "s" if (np.isnat(arr) | (arr == whole)).all() else "us"
+    return [None if t == "NaT" else t
+            for t in np.datetime_as_string(arr, unit=unit).tolist()]
+
+
+def _value(v, date_text):
     if isinstance(v, (datetime.date, datetime.time)):
         return v.isoformat()
     if isinstance(v, np.datetime64):
-        return None if np.isnat(v) else str(v)
+        return _datetimes(np.array([v]))[0]
+    if hasattr(v, "to_timestamp"):                  # a pandas Period
+        return v.to_timestamp().isoformat()
     if isinstance(v, (str, np.str_)):
         return str(v)
     try:
@@ -358,7 +387,7 @@ def _value(v, is_date):
         return str(v)
     if not math.isfinite(f):
         return None
-    return _date_text(f) if is_date else f
+    return date_text(f) if date_text else f
 
 
 def _name(label, fallback):

@@ -143,7 +143,29 @@ def test_datetime_scale_from_numpy_datetimes():
     plt.plot(t, [3, 1, 4, 1, 5, 9])
     c = chart()
     assert c["x_scale"] == "datetime"
-    assert c["elements"][0]["points"][0] == ["2024-01-01T00", 3.0]
+    assert c["elements"][0]["points"][0] == ["2024-01-01T00:00:00", 3.0]
+
+
+def test_datetime_points_of_pandas_and_numpy():
+    pd = pytest.importorskip("pandas")
+    plt.plot(pd.to_datetime(["2024-02-01 06:00", "2024-02-02 00:00:00.25"]), [1, 2])
+    plt.plot(np.array(["2024-02-03", "NaT"], dtype="datetime64[D]"), [3, 4])
+    first, second = chart()["elements"]
+    assert first["points"] == [["2024-02-01T06:00:00.000000", 1.0],
+                               ["2024-02-02T00:00:00.250000", 2.0]]
+    assert second["points"] == [["2024-02-03", 3.0], [None, 4.0]]
+
+
+def test_pandas_time_series_counted_in_periods():
+    pd = pytest.importorskip("pandas")
+    hours = pd.date_range("2024-06-01 06:00", periods=4, freq="H")
+    pd.Series([1, 3, 2, 5], index=hours).plot()     # x: hours since 1970
+    c = chart()
+    assert c["x_scale"] == "datetime"
+    assert c["x_ticks"] and all(t.startswith("2024-06-01T") for t in c["x_ticks"])
+    assert [p[0] for p in c["elements"][0]["points"]] == [
+        "2024-06-01T06:00:00", "2024-06-01T07:00:00", "2024-06-01T08:00:00",
+        "2024-06-01T09:00:00"]
 
 
 # -- scatter ----------------------------------------------------------------
@@ -372,6 +394,13 @@ def test_colorbar_is_not_an_axes_of_its_own():
 
 # -- unknown and blank ------------------------------------------------------
 
+def test_3d_axes_are_unknown():
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    ax.plot([0, 1], [1, 2], [2, 3])
+    assert chart(fig)["type"] == "unknown"
+
+
 def test_unknown_for_other_content():
     fig, ax = plt.subplots()
     ax.add_patch(plt.Circle((0, 0), 1, fill=False))
@@ -385,6 +414,7 @@ def test_unknown_for_other_content():
     lambda ax: (ax.plot([1, 2]), ax.scatter([1], [2])),
     lambda ax: ax.errorbar([1, 2], [1, 2], yerr=[0.1, 0.2]),
     lambda ax: ax.fill_between([0, 1], [0, 1]),
+    lambda ax: ax.violinplot([[1, 2, 3]]),
 ])
 def test_unknown_for_mixed_or_unsupported_artists(draw):
     fig, ax = plt.subplots()
