@@ -173,23 +173,26 @@ def _errorbar_artists(cont):
 def _lines_are_error_bars(ax, containers):
     """Every data line is a segment along the value axis through the middle
     of a bar."""
-    middles = {}
+    x_middles, y_middles = [], []       # of vertical bars, of horizontal ones
     for cont in containers:
-        horiz = _is_horizontal(cont)
-        for r in cont:
-            mid = (r.get_y() + r.get_height() / 2 if horiz
-                   else r.get_x() + r.get_width() / 2)
-            middles.setdefault(horiz, []).append(mid)
+        if _is_horizontal(cont):
+            y_middles += [r.get_y() + r.get_height() / 2 for r in cont]
+        else:
+            x_middles += [r.get_x() + r.get_width() / 2 for r in cont]
     for line in ax.get_lines():
         if not _is_data_line(ax, line):
             continue
         xs, ys = _xy(line)
-        if len(xs) != 2 or not any(
-                c[0] == c[1] and any(abs(c[0] - m) < 1e-9 for m in ms)
-                for horiz, ms in middles.items()
-                for c in [ys if horiz else xs]):
+        if len(xs) != 2 or not (_at_one_of(xs, x_middles)
+                                or _at_one_of(ys, y_middles)):
             return False
     return True
+
+
+def _at_one_of(coords, middles):
+    """Both coordinates are one of middles."""
+    return coords[0] == coords[1] and any(abs(coords[0] - m) < 1e-9
+                                          for m in middles)
 
 
 def _is_data_line(ax, line):
@@ -477,8 +480,8 @@ def _is_horizontal(cont):
     orientation = getattr(cont, "orientation", None)
     if orientation is not None:
         return orientation == "horizontal"
-    widths = {r.get_height() for r in cont}      # barh: one bar thickness
-    return len(cont) > 1 and len(widths) == 1
+    thickness = {r.get_height() for r in cont}   # barh: one for all bars
+    return len(cont) > 1 and len(thickness) == 1
 
 
 def _pie_chart(ax):
