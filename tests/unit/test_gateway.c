@@ -1102,10 +1102,22 @@ test_execute_context(void **state)
 {
 	struct fixture *fx = *state;
 
-	expect_valid(fx, "{\"code\":\"x\",\"context\":{\"a\":[1,2]}}");
-	assert_non_null(fx->er.context);
-	expect_invalid(fx, "{\"code\":\"x\",\"context\":[]}", "context");
-	expect_invalid(fx, "{\"code\":\"x\",\"context\":\"{}\"}", "context");
+	static const char *const any[] = {
+		"{\"a\":[1,2]}", "[{\"age\":45},{\"age\":52}]", "[]",
+		"\"{}\"", "0", "-2.5", "true", "false",
+	};
+	char body[128];
+	size_t i;
+
+	/* Any JSON value is a context; null is "none", as for all fields. */
+	for (i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
+		snprintf(body, sizeof(body), "{\"code\":\"x\",\"context\":%s}",
+		    any[i]);
+		expect_valid(fx, body);
+		assert_non_null(fx->er.context);
+	}
+	expect_valid(fx, "{\"code\":\"x\",\"context\":null}");
+	assert_null(fx->er.context);
 }
 
 static void
@@ -1139,17 +1151,23 @@ test_execute_packages(void **state)
 	expect_valid(fx, "{\"code\":\"x\",\"packages\":"
 	    "[\"scikit-learn\",\"a.b_c\"]}");
 	expect_valid(fx, "{\"code\":\"x\",\"packages\":[]}");
-	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[1]}", "packages");
+	expect_valid(fx, "{\"code\":\"x\",\"packages\":"
+	    "[\"@scope/name\",\"lodash/fp\"]}");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[1]}", "packages[0]");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"a\",\"b@c\"]}",
+	    "packages[1]");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"/a\"]}",
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":\"numpy\"}",
 	    "packages");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"-x\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"a b\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"numpy\",null]}",
-	    "packages");
+	    "packages[1]");
 }
 
 static void
