@@ -388,3 +388,40 @@ def test_e2b_provider_checks_in_the_sandbox_and_pip_is_only_for_the_list():
                       timeout=180)
         body = assert_error(r, 400, "invalid_request", field="packages[1]")
         assert "pip" in body["error"]["message"], body
+
+
+# --- the stream route: the same checks --------------------------------------------
+
+
+def sse_events(r):
+    events, name, data = [], None, []
+    for line in r.iter_lines(decode_unicode=False):
+        line = line.decode("utf-8")
+        if line == "":
+            if name is not None:
+                events.append((name, json.loads("\n".join(data))))
+            name, data = None, []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+    return events
+
+
+def test_stream_packages_and_context(stack):
+    r = stack.post("/api/iris/execute/stream", timeout=120, stream=True, json={
+        "code": "import requests\nprint(len(context), requests.__version__)",
+        "context": [1, 2, 3], "packages": ["requests"]})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), \
+        describe(r)
+    events = sse_events(r)
+    r.close()
+    done = events[-1]
+    assert done[0] == "done", events
+    res = done[1]["result"]
+    n, version = res["output"].split()
+    assert n == "3" and res["packagesInstalled"] == [{"name": "requests", "version": version}]
+    # A missing package: refused before the stream starts, as JSON.
+    r = stack.post("/api/iris/execute/stream", timeout=120,
+                   json={"code": "1", "packages": ["torch"]})
+    assert_error(r, 400, "invalid_request", field="packages[0]")
