@@ -706,6 +706,27 @@ test_config_verbose(void **state)
 	check_bounds("IRIS_VERBOSE", 0, 1, NULL, NULL);
 }
 
+/* What probes find is kept 600 s by default; packages pip may install:
+ * none unless listed. */
+static void
+test_config_runtimes_and_packages(void **state)
+{
+	const char *env[] = { "IRIS_PACKAGES", "torch,polars", NULL };
+	struct config cfg;
+	char err[256];
+
+	(void)state;
+	check_bounds("IRIS_RUNTIMES_TTL", 0, 86400, NULL, NULL);
+	fake_env = NULL;
+	assert_int_equal(config_load(&cfg, fake_lookup, err, sizeof(err)), 0);
+	assert_int_equal(cfg.runtimes_ttl_s, 600);
+	assert_null(cfg.packages);
+	fake_env = env;
+	assert_int_equal(config_load(&cfg, fake_lookup, err, sizeof(err)), 0);
+	fake_env = NULL;
+	assert_string_equal(cfg.packages, "torch,polars");
+}
+
 static long
 socket_mode(const char *val, int want_rc)
 {
@@ -1564,6 +1585,7 @@ main(void)
 		cmocka_unit_test(test_config_busy_ms),
 		cmocka_unit_test(test_config_verbose),
 		cmocka_unit_test(test_config_socket_mode_octal),
+		cmocka_unit_test(test_config_runtimes_and_packages),
 		cmocka_unit_test(test_config_strings),
 		cmocka_unit_test(test_config_code_over_body),
 		cmocka_unit_test(test_admission_bounded),
