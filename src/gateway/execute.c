@@ -712,35 +712,36 @@ check_in_sandbox(struct run *r, struct json_object **found, long *missing,
 
 /*
  * On E2B cloud only (its sandboxes reach the network): when the first
- * missing one is on the operator's IRIS_PACKAGES, pip installs the
- * requested packages that are.  Returns 1 if pip ran and succeeded, 0 if
+ * missing one is on the operator's IRIS_PACKAGES, pip (for the kernel's
+ * own interpreter) installs the requested packages that are.  Returns 1 if pip ran and succeeded, 0 if
  * it may not run, or -1 with the failure set.
  */
 static int
 pip_install(struct run *r, long missing)
 {
-	struct json_object *pkgs = r->er->packages;
+	struct json_object *pkgs = r->er->packages, *env, *names, *v;
+	const char *code = runtimes_install_code(r->er->language);
+	const char *list = r->req->cfg->packages;
 	size_t i, n = json_object_array_length(pkgs);
-	const char *p, *list = r->req->cfg->packages;
 	struct outcome o;
-	struct buf code;
 	enum e2b_status st;
 	int rv;
 
-	if (strcmp(r->req->cfg->provider, "e2b") != 0 ||
-	    strcmp(r->er->language, "python") != 0 ||
+	if (strcmp(r->req->cfg->provider, "e2b") != 0 || code == NULL ||
 	    !listed(list, json_object_get_string(json_object_array_get_idx(
 	    pkgs, (size_t)missing))))
 		return 0;
-	buf_init(&code, 64 * 1024);
-	buf_puts(&code, "pip install --quiet --disable-pip-version-check");
-	/* Names are checked (letters, digits, . _ - /): safe in quotes. */
+	names = json_object_new_array();
 	for (i = 0; i < n; i++)
-		if (listed(list, p = json_object_get_string(
+		if (listed(list, json_object_get_string(v =
 		    json_object_array_get_idx(pkgs, i))))
-			buf_printf(&code, " '%s'", p);
-	st = helper_run(r, code.data, "bash", NULL, &o);
-	buf_release(&code);
+			json_object_array_add(names, json_object_get(v));
+	env = json_object_new_object();
+	json_object_object_add(env, RUNTIMES_NAMES_ENV, json_object_new_string(
+	    json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN)));
+	json_object_put(names);
+	st = helper_run(r, code, r->er->language, env, &o);
+	json_object_put(env);
 	if (st != E2B_OK)
 		rv = provider_fail(r, st, NULL);
 	else if (outcome_failed(&o))

@@ -144,6 +144,22 @@ static const char py_check[] =
 "    del _iris_check\n";
 
 /*
+ * pip for the kernel's own interpreter (E2B cloud, whose sandboxes reach
+ * the network): the names come from the environment, as the check's.
+ */
+static const char py_install[] =
+"def _iris_pip():\n"
+"    import json, os, subprocess, sys\n"
+"    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet',\n"
+"                    '--disable-pip-version-check']\n"
+"                   + json.loads(os.environ['" RUNTIMES_NAMES_ENV "']),\n"
+"                   stdin=subprocess.DEVNULL, check=True)\n"
+"try:\n"
+"    _iris_pip()\n"
+"finally:\n"
+"    del _iris_pip\n";
+
+/*
  * Node: the packages of every folder require() looks in, each listed if
  * require.resolve finds it, as the code's own require would.
  */
@@ -226,11 +242,13 @@ static const struct lang {
 	const char *const	*aliases;	/* the gateway's other names */
 	const char		*probe;
 	const char		*check;		/* packages; NULL: none */
+	const char		*install;	/* them; NULL: cannot */
 	const char		*version_key;	/* in the probe's report */
 	int			 required;	/* no answer without it */
 } langs[] = {
 	{ .name = "python", .aliases = no_aliases, .probe = py_probe,
-	  .check = py_check, .version_key = "version", .required = 1 },
+	  .check = py_check, .install = py_install, .version_key = "version",
+	  .required = 1 },
 	{ .name = "javascript", .aliases = js_aliases, .probe = js_probe,
 	  .check = js_check, .version_key = "version" },
 	{ .name = "typescript", .aliases = no_aliases, .probe = js_probe,
@@ -258,6 +276,14 @@ runtimes_check_code(const char *language)
 	const struct lang *l = lang_find(language);
 
 	return l ? l->check : NULL;
+}
+
+const char *
+runtimes_install_code(const char *language)
+{
+	const struct lang *l = lang_find(language);
+
+	return l ? l->install : NULL;
 }
 
 /* --- reading reports ----------------------------------------------------- */

@@ -30,6 +30,14 @@ struct json_object;
 const char	*runtimes_check_code(const char *language);
 
 /*
+ * The code that installs the packages named in RUNTIMES_NAMES_ENV for
+ * language (Python: pip for the kernel's interpreter), failing if it
+ * cannot; only for sandboxes that reach the network (E2B cloud).  Returns
+ * static text, or NULL: the language has no installer.
+ */
+const char	*runtimes_install_code(const char *language);
+
+/*
  * Parses the report on line (what follows RUNTIMES_MARK, up to a newline
  * or the end): one JSON object.  Returns it (a new reference), or NULL.
  */

@@ -49,6 +49,11 @@ test_check_code_by_language(void **state)
 	    RUNTIMES_NAMES_ENV));
 	assert_non_null(strstr(runtimes_check_code("javascript"),
 	    RUNTIMES_NAMES_ENV));
+	/* Only Python's packages can be installed (pip, E2B cloud). */
+	assert_non_null(strstr(runtimes_install_code("python"),
+	    RUNTIMES_NAMES_ENV));
+	assert_null(runtimes_install_code("javascript"));
+	assert_null(runtimes_install_code("bash"));
 }
 
 static void
