@@ -11,9 +11,11 @@ provider, checked against what runs in a sandbox report themselves.
 """
 
 import json
+import threading
 import time
 
 import pytest
+import requests
 
 from conftest import Stack, assert_error, assert_ok, assert_ran, describe
 
@@ -369,6 +371,25 @@ def test_runtimes_lifetime_zero_probes_each_time_in_a_recorded_sandbox():
         assert len(rows) == 2, [dict(r) for r in rows]
         assert all(r["project_id"] == "alpha" and r["session_id"] is None for r in rows)
         assert_error(s.get("/api/iris/runtimes", key=None), 401, "unauthorized")
+
+
+def test_concurrent_first_calls_probe_once():
+    """Calls that arrive together while nothing is kept: one probes, the
+    others wait for its answer (one probe sandbox in all)."""
+    with Stack(name="runtimes-once") as s:
+        out = []
+
+        def one():
+            r = s.get("/api/iris/runtimes", timeout=180, session=requests.Session())
+            out.append((r.status_code, r.json().get("checkedAt")))
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(200)
+        assert len(out) == 4 and {st for st, _ in out} == {200}, out
+        assert len({at for _, at in out}) == 1, out
+        assert s.sql("SELECT count(*) FROM sandboxes")[0][0] == 1
 
 
 def test_e2b_provider_checks_in_the_sandbox_and_pip_is_only_for_the_list():
