@@ -108,8 +108,14 @@ static const struct envconf cfg_table[] = {
 	  .help = "store each execution's code in the executions table" },
 	{ .name = "IRIS_PACKAGES", .type = ENVCONF_STRING,
 	  .offset = offsetof(struct config, packages),
-	  .defval = "numpy,pandas,matplotlib,scipy,scikit-learn,sklearn",
-	  .help = "packages a request may ask for (comma-separated)" },
+	  .help = "with IRIS_PROVIDER=e2b: Python packages pip may install "
+	  "when a request asks for one its sandbox cannot import "
+	  "(comma-separated); what a sandbox can import is always allowed" },
+	{ .name = "IRIS_RUNTIMES_TTL", .type = ENVCONF_LONG,
+	  .offset = offsetof(struct config, runtimes_ttl_s),
+	  .defval = "600", .min = 0, .max = 86400,
+	  .help = "seconds GET /api/iris/runtimes keeps what a probe found "
+	  "(0: probe on every call)" },
 };
 
 #define NCFG	(sizeof(cfg_table) / sizeof(cfg_table[0]))

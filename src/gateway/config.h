@@ -33,7 +33,8 @@ struct config {
 	long		 idle_timeout_s;	/* IRIS_SANDBOX_IDLE_TIMEOUT */
 	long		 output_cap;		/* IRIS_OUTPUT_CAP, per stream */
 	long		 keep_code;		/* IRIS_KEEP_CODE, 0 or 1 */
-	const char	*packages;	/* IRIS_PACKAGES: the allowlist */
+	const char	*packages;	/* IRIS_PACKAGES: pip may install (e2b) */
+	long		 runtimes_ttl_s;	/* IRIS_RUNTIMES_TTL */
 };
 
 /*

@@ -26,6 +26,7 @@
 #include "gateway/handlers.h"
 #include "gateway/reply.h"
 #include "gateway/request.h"
+#include "gateway/runtimes.h"
 
 #define ENV_NAME_MAX	128
 #define ENV_VALUE_MAX	(32 * 1024)
@@ -40,9 +41,8 @@ enum fail {
 	FAIL_INVALID,		/* the body is not a valid request */
 	FAIL_CODE_TOO_LARGE,
 	FAIL_PROJECT_MISMATCH,
-	FAIL_NOT_ALLOWED,	/* a package off the allowlist */
 	FAIL_NOT_INSTALLABLE,	/* pip could not install the packages */
-	FAIL_NOT_INSTALLED,	/* a package the local provider lacks */
+	FAIL_NOT_INSTALLED,	/* a package the sandbox cannot import */
 	FAIL_NO_SANDBOX,	/* no such live sandbox in the project */
 	FAIL_SANDBOX_LIMIT,
 	FAIL_EVICTED,		/* the session's idle sandbox made room */
@@ -80,12 +80,7 @@ static const struct failure {
 	    .message = "projectId is not the project of this API key",
 	    .row_status = "rejected", .row_name = "project_mismatch",
 	    .row_message = "invalid request" },
-	[FAIL_NOT_ALLOWED] = { .status = 400, .code = "invalid_request",
-	    .row_status = "rejected", .row_name = "invalid_request",
-	    .row_message = "package not allowed" },
 	[FAIL_NOT_INSTALLABLE] = { .status = 400, .code = "invalid_request",
-	    .field = "packages",
-	    .message = "the packages could not be installed",
 	    .row_status = "rejected", .row_name = "invalid_request",
 	    .row_message = "packages could not be installed" },
 	[FAIL_NOT_INSTALLED] = { .status = 400, .code = "invalid_request",
@@ -144,6 +139,7 @@ static const struct failure {
 struct run_error {
 	const struct failure	*kind;		/* NULL: none (yet) */
 	const char		*field;		/* or NULL */
+	char			 field_buf[32];	/* an element's: "packages[3]" */
 	char			 message[512];	/* reply_error's limit */
 	int			 retry_after;	/* seconds, or 0: no header */
 	const char		*row_message;	/* static */
@@ -197,6 +193,15 @@ run_failf(struct run *r, enum fail f, const char *field, const char *fmt,
 	vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* The name of element i of array field name ("packages[3]"), for err. */
+static const char *
+elem_field(struct run *r, const char *name, size_t i)
+{
+	snprintf(r->err.field_buf, sizeof(r->err.field_buf), "%s[%zu]", name,
+	    i);
+	return r->err.field_buf;
 }
 
 /*
@@ -358,11 +363,11 @@ check_project(struct run *r, const struct field *f, struct json_object *v)
 	return 0;
 }
 
+/* Any JSON value (null is "not given", as for every optional field). */
 static int
 check_context(struct run *r, const struct field *f, struct json_object *v)
 {
-	if (!json_object_is_type(v, json_type_object))
-		return bad(r, f->name, "must be a JSON object");
+	(void)f;
 	r->er->context = v;
 	return 0;
 }
@@ -441,11 +446,13 @@ package_ok(struct json_object *v)
 	n = (size_t)json_object_get_string_len(v);
 	if (n == 0 || n > PACKAGE_MAX || strlen(s) != n)
 		return 0;
+	/* Python's names and pip's, Node's ("@scope/name", "name/sub"). */
 	for (i = 0; i < n; i++)
 		if (!((s[i] >= 'A' && s[i] <= 'Z') ||
 		    (s[i] >= 'a' && s[i] <= 'z') ||
 		    (s[i] >= '0' && s[i] <= '9') ||
-		    (i > 0 && strchr("._-", s[i]) != NULL)))
+		    (i == 0 && s[i] == '@') ||
+		    (i > 0 && strchr("._-/", s[i]) != NULL)))
 			return 0;
 	return 1;
 }
@@ -462,9 +469,11 @@ check_packages(struct run *r, const struct field *f, struct json_object *v)
 		    "packages may list at most %d names", EXEC_MAX_PACKAGES);
 	for (i = 0; i < n; i++)
 		if (!package_ok(json_object_array_get_idx(v, i)))
-			return run_failf(r, FAIL_INVALID, f->name,
-			    "packages[%zu] must be a package name: letters, "
-			    "digits and . _ - (at most %d)", i, PACKAGE_MAX);
+			return run_failf(r, FAIL_INVALID, elem_field(r,
+			    f->name, i), "packages[%zu] must be a package "
+			    "name: letters, digits and . _ - / (a leading @ "
+			    "for a scoped Node package), at most %d", i,
+			    PACKAGE_MAX);
 	r->er->packages = v;
 	return 0;
 }
@@ -586,20 +595,18 @@ helper_run(struct run *r, const char *code, const char *language,
 	    language, env, 60000, collect_event, o, &started);
 }
 
-/* What a helper run reports follows this marker on a line of its own. */
-#define PKG_MARK	"\x1e" "iris-packages:"
-
 /*
- * The JSON after the marker in a helper run's stdout: output the session
- * left behind (a thread's, printed between runs) may come before it.
+ * The report after RUNTIMES_MARK in a helper run's stdout: output the
+ * session left behind (a thread's, printed between runs) may come before
+ * it.  Returns a new object, or NULL.
  */
 static struct json_object *
 marked_json(struct outcome *o)
 {
 	const char *out = o->out[0].data ? o->out[0].data : "";
-	const char *p = strstr(out, PKG_MARK);
+	const char *p = strstr(out, RUNTIMES_MARK);
 
-	return p ? json_tokener_parse(p + strlen(PKG_MARK)) : NULL;
+	return p ? runtimes_report(p + strlen(RUNTIMES_MARK)) : NULL;
 }
 
 /*
@@ -618,8 +625,8 @@ pass_on(struct run *r, struct outcome *o)
 	for (i = 0; i < 2; i++) {
 		text = o->out[i].data ? o->out[i].data : "";
 		len = o->out[i].len;
-		if (i == 0 && strstr(text, PKG_MARK))
-			len = (size_t)(strstr(text, PKG_MARK) - text);
+		if (i == 0 && strstr(text, RUNTIMES_MARK))
+			len = (size_t)(strstr(text, RUNTIMES_MARK) - text);
 		if (len == 0)
 			continue;
 		ev = json_object_new_object();
@@ -633,27 +640,9 @@ pass_on(struct run *r, struct outcome *o)
 	}
 }
 
-/* Python's import names of the packages that differ from them. */
-static const char *
-import_name(const char *pkg)
-{
-	static const char *const names[][2] = {
-		{ "scikit-learn", "sklearn" }, { "pillow", "PIL" },
-		{ "Pillow", "PIL" }, { "beautifulsoup4", "bs4" },
-		{ "opencv-python", "cv2" }, { "pyyaml", "yaml" },
-		{ "PyYAML", "yaml" }, { "python-dateutil", "dateutil" },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(pkg, names[i][0]) == 0)
-			return names[i][1];
-	return pkg;
-}
-
-/* 1 if pkg is in the operator's comma-separated allowlist. */
+/* 1 if pkg is in the operator's comma-separated list (NULL: empty). */
 static int
-allowed(const char *list, const char *pkg)
+listed(const char *list, const char *pkg)
 {
 	size_t n = strlen(pkg);
 	const char *p;
@@ -665,161 +654,239 @@ allowed(const char *list, const char *pkg)
 	return 0;
 }
 
+/*
+ * Before any sandbox: packages are modules of Python or Node; a language
+ * without them (bash) is told so.  Returns 0, or -1 with the failure set.
+ */
 static int
-check_allowlist(struct run *r)
+check_packages_language(struct run *r)
 {
 	struct json_object *pkgs = r->er->packages;
-	size_t i, n = pkgs ? json_object_array_length(pkgs) : 0;
-	const char *p;
 
-	for (i = 0; i < n; i++) {
-		p = json_object_get_string(json_object_array_get_idx(pkgs, i));
-		if (!allowed(r->req->cfg->packages, p))
-			return run_failf(r, FAIL_NOT_ALLOWED, "packages",
-			    "package '%s' is not on this server's allowlist",
-			    p);
-	}
-	return 0;
+	if (pkgs == NULL || json_object_array_length(pkgs) == 0 ||
+	    runtimes_check_code(r->er->language) != NULL)
+		return 0;
+	return run_failf(r, FAIL_INVALID, "packages", "packages lists Python "
+	    "or Node.js modules the code imports; %s has none (check for a "
+	    "command with 'command -v' in the code instead)",
+	    r->er->language);
 }
 
 /*
- * The helper run that provides pkgs: on E2B cloud (pip) it installs them;
- * else it prints, after PKG_MARK, the JSON list of those that cannot be
- * imported.  OUT: code.
+ * Runs the package check in the run's sandbox.  OUT: *found (a new
+ * array), *missing (the first index not importable, or -1), why.
+ * Returns 0, or -1 with the failure set.
  */
-static void
-package_script(struct buf *code, struct json_object *pkgs, int pip)
-{
-	size_t i, n = json_object_array_length(pkgs);
-	const char *p;
-
-	if (pip) {
-		buf_puts(code, "pip install --quiet --disable-pip-version-check");
-		for (i = 0; i < n; i++)
-			buf_printf(code, " '%s'", json_object_get_string(
-			    json_object_array_get_idx(pkgs, i)));
-		return;
-	}
-	buf_puts(code, "import importlib.util as _u, json as _j\n"
-	    "print('" PKG_MARK "' + _j.dumps([p for p, m in [");
-	for (i = 0; i < n; i++) {
-		p = json_object_get_string(json_object_array_get_idx(pkgs, i));
-		buf_printf(code, "('%s', '%s'), ", p, import_name(p));
-	}
-	buf_puts(code, "] if _u.find_spec(m) is None]), flush=True)\n"
-	    "del _u, _j");
-}
-
-/* After pip (o): the packages are installed.  Returns 0, or -1 (failure). */
 static int
-packages_installed(struct run *r, struct outcome *o)
+check_in_sandbox(struct run *r, struct json_object **found, long *missing,
+    char *why, size_t size)
 {
-	struct json_object *pkgs = r->er->packages;
-	size_t i, n = json_object_array_length(pkgs);
-
-	if (outcome_failed(o))
-		return run_fail(r, FAIL_NOT_INSTALLABLE);
-	for (i = 0; i < n; i++)
-		json_object_array_add(r->installed,
-		    json_object_get(json_object_array_get_idx(pkgs, i)));
-	return 0;
-}
-
-/* After the check (o): none is missing.  Returns 0, or -1 (failure). */
-static int
-packages_present(struct run *r, struct outcome *o)
-{
-	struct json_object *missing;
+	struct json_object *pkgs = r->er->packages, *env, *report = NULL;
+	struct outcome o;
+	enum e2b_status st;
 	int rv = 0;
 
-	if ((missing = marked_json(o)) == NULL ||
-	    !json_object_is_type(missing, json_type_array)) {
-		json_object_put(missing);
-		return provider_fail(r, E2B_BAD, "package check");
-	}
-	pass_on(r, o);
-	if (json_object_array_length(missing) > 0)
-		rv = run_failf(r, FAIL_NOT_INSTALLED, "packages",
-		    "package '%s' is not installed in this sandbox provider",
-		    json_object_get_string(json_object_array_get_idx(missing,
-		    0)));
-	json_object_put(missing);
+	*found = NULL;
+	env = json_object_new_object();
+	json_object_object_add(env, RUNTIMES_NAMES_ENV, json_object_new_string(
+	    json_object_to_json_string_ext(pkgs, JSON_C_TO_STRING_PLAIN)));
+	st = helper_run(r, runtimes_check_code(r->er->language),
+	    r->er->language, env, &o);
+	json_object_put(env);
+	if (st != E2B_OK)
+		rv = provider_fail(r, st, NULL);
+	else if ((report = marked_json(&o)) == NULL ||
+	    runtimes_check_read(report, json_object_array_length(pkgs), found,
+	    missing, why, size) == -1) {
+		run_failf(r, FAIL_PROVIDER, "packages", "the packages could "
+		    "not be checked: the check failed in the %s sandbox",
+		    r->er->language);
+		r->err.row_message = "the package check failed";
+		rv = -1;
+	} else
+		pass_on(r, &o);
+	json_object_put(report);
+	outcome_release(&o);
 	return rv;
 }
 
 /*
- * Packages: on E2B cloud, installed with pip before the run; here (no
- * network in a sandbox) they must already be importable, else 400.
- * Returns 0, or -1 with the failure set.
+ * On E2B cloud only (its sandboxes reach the network): when the first
+ * missing one is on the operator's IRIS_PACKAGES, pip (for the kernel's
+ * own interpreter) installs the requested packages that are.  Returns 1 if pip ran and succeeded, 0 if
+ * it may not run, or -1 with the failure set.
+ */
+static int
+pip_install(struct run *r, long missing)
+{
+	struct json_object *pkgs = r->er->packages, *env, *names, *v;
+	const char *code = runtimes_install_code(r->er->language);
+	const char *list = r->req->cfg->packages;
+	size_t i, n = json_object_array_length(pkgs);
+	struct outcome o;
+	enum e2b_status st;
+	int rv;
+
+	if (strcmp(r->req->cfg->provider, "e2b") != 0 || code == NULL ||
+	    !listed(list, json_object_get_string(json_object_array_get_idx(
+	    pkgs, (size_t)missing))))
+		return 0;
+	names = json_object_new_array();
+	for (i = 0; i < n; i++)
+		if (listed(list, json_object_get_string(v =
+		    json_object_array_get_idx(pkgs, i))))
+			json_object_array_add(names, json_object_get(v));
+	env = json_object_new_object();
+	json_object_object_add(env, RUNTIMES_NAMES_ENV, json_object_new_string(
+	    json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN)));
+	json_object_put(names);
+	st = helper_run(r, code, r->er->language, env, &o);
+	json_object_put(env);
+	if (st != E2B_OK)
+		rv = provider_fail(r, st, NULL);
+	else if (outcome_failed(&o))
+		rv = run_failf(r, FAIL_NOT_INSTALLABLE, elem_field(r,
+		    "packages", (size_t)missing), "packages[%ld]: pip could "
+		    "not install '%s'", missing, json_object_get_string(
+		    json_object_array_get_idx(pkgs, (size_t)missing)));
+	else
+		rv = 1;
+	outcome_release(&o);
+	return rv;
+}
+
+/*
+ * packages: each must be importable in the run's sandbox -- checked
+ * there, so the answer is the provider's own (its image, the session's
+ * state); on E2B cloud pip may install what the operator lists first.
+ * OUT: r->installed, what was found, with versions.  Returns 0, or -1
+ * with the failure set (the first name missing named as packages[i]).
  */
 static int
 prepare_packages(struct run *r)
 {
-	struct json_object *pkgs = r->er->packages;
-	int pip = strcmp(r->req->cfg->provider, "e2b") == 0;
-	struct outcome o;
-	struct buf code;
-	enum e2b_status st;
+	struct json_object *pkgs = r->er->packages, *found;
+	char why[256];
+	long missing;
 	int rv;
 
 	r->installed = json_object_new_array();
 	if (pkgs == NULL || json_object_array_length(pkgs) == 0)
 		return 0;
-	buf_init(&code, 64 * 1024);
-	package_script(&code, pkgs, pip);
-	st = helper_run(r, code.data, pip ? "bash" : "python", NULL, &o);
-	buf_release(&code);
-	if (st != E2B_OK)
-		rv = provider_fail(r, st, NULL);
-	else
-		rv = pip ? packages_installed(r, &o) : packages_present(r, &o);
-	outcome_release(&o);
-	return rv;
+	if (check_in_sandbox(r, &found, &missing, why, sizeof(why)) == -1)
+		return -1;
+	if (missing >= 0 && (rv = pip_install(r, missing)) != 0) {
+		json_object_put(found);
+		if (rv == -1 || check_in_sandbox(r, &found, &missing, why,
+		    sizeof(why)) == -1)
+			return -1;
+	}
+	if (missing >= 0) {
+		json_object_put(found);
+		return run_failf(r, FAIL_NOT_INSTALLED, elem_field(r,
+		    "packages", (size_t)missing), "packages[%ld]: '%s' cannot "
+		    "be imported in this %s sandbox (%.160s); GET "
+		    "/api/iris/runtimes lists what can", missing,
+		    json_object_get_string(json_object_array_get_idx(pkgs,
+		    (size_t)missing)), r->er->language, why);
+	}
+	json_object_put(r->installed);
+	r->installed = found;
+	return 0;
+}
+
+/*
+ * How each language is handed a context: `set` runs when one is sent
+ * (IRIS_CONTEXT holds its JSON text), `reset` when none is, so the code
+ * sees None / undefined instead of a NameError or ReferenceError -- and
+ * not a context an earlier run of the session was sent.  A variable the
+ * code itself bound to the name is left alone (it is not the one handed
+ * over, kept as _iris_context).
+ */
+static const struct context_code {
+	const char	*language;
+	const char	*set;
+	const char	*reset;
+} context_codes[] = {
+	{ "python",
+	  "import json as _iris_j, os as _iris_o\n"
+	  "context_data = _iris_o.environ['IRIS_CONTEXT']\n"
+	  "context = _iris_context = _iris_j.loads(context_data)\n"
+	  "del _iris_j, _iris_o\n",
+	  "if globals().get('context') is globals().get('_iris_context'):\n"
+	  "    context = context_data = _iris_context = None\n"
+	  "if 'context_data' not in globals():\n"
+	  "    context_data = None\n" },
+	/* Properties of the global object: no clash with the user's own
+	 * declarations (a `let context` of theirs simply wins). */
+	{ "javascript",
+	  "globalThis.context_data = process.env.IRIS_CONTEXT;\n"
+	  "globalThis.context = globalThis.__iris_context =\n"
+	  "    JSON.parse(globalThis.context_data);\n"
+	  "void 0;\n",
+	  "if (globalThis.context === globalThis.__iris_context) {\n"
+	  "  globalThis.context = globalThis.__iris_context = undefined;\n"
+	  "  globalThis.context_data = undefined;\n"
+	  "}\n"
+	  "void 0;\n" },
+};
+
+static const struct context_code *
+context_code(const char *language)
+{
+	size_t i;
+
+	/* TypeScript runs on node: JavaScript's code is TypeScript too. */
+	if (strcmp(language, "typescript") == 0)
+		language = "javascript";
+	for (i = 0; i < sizeof(context_codes) / sizeof(context_codes[0]); i++)
+		if (strcmp(context_codes[i].language, language) == 0)
+			return &context_codes[i];
+	return NULL;
 }
 
 /*
  * context: handed over in the environment (IRIS_CONTEXT) so the user's
  * code is not touched and its line numbers stay; Python and JavaScript
  * read it into variables in a run of their own first, bash reads it.
- * OUT: *env, the user's run's environment.  Returns 0, or -1 with the
- * failure set (and *env NULL).
+ * Without one, that run resets the names -- only when the code mentions
+ * "context" at all, so other runs cost nothing more.  OUT: *env, the
+ * user's run's environment.  Returns 0, or -1 with the failure set (and
+ * *env NULL).
  */
 static int
 prepare_context(struct run *r, struct json_object **env)
 {
-	static const char py[] = "import json as _iris_j, os as _iris_o\n"
-	    "context_data = _iris_o.environ.get('IRIS_CONTEXT', '{}')\n"
-	    "context = _iris_j.loads(context_data)\n"
-	    "del _iris_j, _iris_o";
-	/* Properties of the global object: no clash with the user's own
-	 * declarations (a `let context` of theirs simply wins). */
-	static const char js[] = "globalThis.context_data = "
-	    "process.env.IRIS_CONTEXT || '{}';\n"
-	    "globalThis.context = JSON.parse(globalThis.context_data);";
-	struct json_object *cenv;
+	const struct context_code *cc = context_code(r->er->language);
+	struct json_object *cenv = NULL;
 	struct outcome o;
 	enum e2b_status st;
 	int failed;
 
 	*env = r->er->env_vars ? json_object_get(r->er->env_vars) : NULL;
-	if (r->er->context == NULL)
-		return 0;
-	cenv = json_object_new_object();
-	json_object_object_add(cenv, "IRIS_CONTEXT", json_object_new_string(
-	    json_object_to_json_string_ext(r->er->context,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
-	if (strcmp(r->er->language, "bash") == 0) {
+	if (r->er->context != NULL) {
+		cenv = json_object_new_object();
+		json_object_object_add(cenv, "IRIS_CONTEXT",
+		    json_object_new_string(json_object_to_json_string_ext(
+		    r->er->context, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE)));
+	}
+	if (cc == NULL) {
 		/* bash sees it as $IRIS_CONTEXT in the user's run itself. */
-		if (*env == NULL)
+		if (cenv != NULL && *env == NULL)
 			*env = json_object_new_object();
-		json_object_object_add(*env, "IRIS_CONTEXT",
-		    json_object_get(json_object_object_get(cenv,
-		    "IRIS_CONTEXT")));
+		if (cenv != NULL)
+			json_object_object_add(*env, "IRIS_CONTEXT",
+			    json_object_get(json_object_object_get(cenv,
+			    "IRIS_CONTEXT")));
 		json_object_put(cenv);
 		return 0;
 	}
-	st = helper_run(r, strcmp(r->er->language, "python") == 0 ? py : js,
-	    r->er->language, cenv, &o);
+	if (cenv == NULL && memmem(r->er->code, r->er->code_len, "context",
+	    7) == NULL)
+		return 0;
+	st = helper_run(r, cenv ? cc->set : cc->reset, r->er->language, cenv,
+	    &o);
 	json_object_put(cenv);
 	failed = outcome_failed(&o);
 	if (!failed)
@@ -1080,7 +1147,7 @@ execute(struct request *req, int stream)
 		run_fail(&r, FAIL_NO_PROVIDER);
 		goto fail;
 	}
-	if (check_allowlist(&r) == -1 || take_lease(&r) == -1)
+	if (check_packages_language(&r) == -1 || take_lease(&r) == -1)
 		goto fail;
 	if (prepare_packages(&r) == -1 || prepare_context(&r, &env) == -1) {
 		lease_release(req, &r.lease, 0, 0);

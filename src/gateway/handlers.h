@@ -17,5 +17,6 @@ void	execute_stream_post(struct request *req);
 void	execute_refused(struct request *req);
 void	metrics_get(struct request *req);
 void	executions_get(struct request *req);
+void	runtimes_get(struct request *req);
 
 #endif

@@ -48,6 +48,8 @@ static const struct route routes[] = {
 	  .query = q_metrics, .handler = metrics_get },
 	{ .method = "GET", .path = "/api/iris/executions", .needs_key = 1,
 	  .query = q_executions, .handler = executions_get },
+	{ .method = "GET", .path = "/api/iris/runtimes", .needs_key = 1,
+	  .handler = runtimes_get },
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))

@@ -135,7 +135,7 @@ ALLOWED = {
     "projectId": ("string", "null"),
     "sessionId": ("string", "null"),
     "sandboxId": ("string", "null"),
-    "context": ("object", "null"),
+    "context": tuple(WRONG),  # any JSON value
     "envVars": ("object", "null"),
     "packages": ("array", "null"),
 }

@@ -706,6 +706,27 @@ test_config_verbose(void **state)
 	check_bounds("IRIS_VERBOSE", 0, 1, NULL, NULL);
 }
 
+/* What probes find is kept 600 s by default; packages pip may install:
+ * none unless listed. */
+static void
+test_config_runtimes_and_packages(void **state)
+{
+	const char *env[] = { "IRIS_PACKAGES", "torch,polars", NULL };
+	struct config cfg;
+	char err[256];
+
+	(void)state;
+	check_bounds("IRIS_RUNTIMES_TTL", 0, 86400, NULL, NULL);
+	fake_env = NULL;
+	assert_int_equal(config_load(&cfg, fake_lookup, err, sizeof(err)), 0);
+	assert_int_equal(cfg.runtimes_ttl_s, 600);
+	assert_null(cfg.packages);
+	fake_env = env;
+	assert_int_equal(config_load(&cfg, fake_lookup, err, sizeof(err)), 0);
+	fake_env = NULL;
+	assert_string_equal(cfg.packages, "torch,polars");
+}
+
 static long
 socket_mode(const char *val, int want_rc)
 {
@@ -1102,10 +1123,22 @@ test_execute_context(void **state)
 {
 	struct fixture *fx = *state;
 
-	expect_valid(fx, "{\"code\":\"x\",\"context\":{\"a\":[1,2]}}");
-	assert_non_null(fx->er.context);
-	expect_invalid(fx, "{\"code\":\"x\",\"context\":[]}", "context");
-	expect_invalid(fx, "{\"code\":\"x\",\"context\":\"{}\"}", "context");
+	static const char *const any[] = {
+		"{\"a\":[1,2]}", "[{\"age\":45},{\"age\":52}]", "[]",
+		"\"{}\"", "0", "-2.5", "true", "false",
+	};
+	char body[128];
+	size_t i;
+
+	/* Any JSON value is a context; null is "none", as for all fields. */
+	for (i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
+		snprintf(body, sizeof(body), "{\"code\":\"x\",\"context\":%s}",
+		    any[i]);
+		expect_valid(fx, body);
+		assert_non_null(fx->er.context);
+	}
+	expect_valid(fx, "{\"code\":\"x\",\"context\":null}");
+	assert_null(fx->er.context);
 }
 
 static void
@@ -1139,17 +1172,23 @@ test_execute_packages(void **state)
 	expect_valid(fx, "{\"code\":\"x\",\"packages\":"
 	    "[\"scikit-learn\",\"a.b_c\"]}");
 	expect_valid(fx, "{\"code\":\"x\",\"packages\":[]}");
-	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[1]}", "packages");
+	expect_valid(fx, "{\"code\":\"x\",\"packages\":"
+	    "[\"@scope/name\",\"lodash/fp\"]}");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[1]}", "packages[0]");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"a\",\"b@c\"]}",
+	    "packages[1]");
+	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"/a\"]}",
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":\"numpy\"}",
 	    "packages");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"-x\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"a b\"]}",
-	    "packages");
+	    "packages[0]");
 	expect_invalid(fx, "{\"code\":\"x\",\"packages\":[\"numpy\",null]}",
-	    "packages");
+	    "packages[1]");
 }
 
 static void
@@ -1546,6 +1585,7 @@ main(void)
 		cmocka_unit_test(test_config_busy_ms),
 		cmocka_unit_test(test_config_verbose),
 		cmocka_unit_test(test_config_socket_mode_octal),
+		cmocka_unit_test(test_config_runtimes_and_packages),
 		cmocka_unit_test(test_config_strings),
 		cmocka_unit_test(test_config_code_over_body),
 		cmocka_unit_test(test_admission_bounded),
