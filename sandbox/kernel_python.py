@@ -635,21 +635,28 @@ def _run_async(coro):
     """IPython's loop runner for cells with top-level await: one event
     loop for the kernel's life; an interrupted cell's task is cancelled
     (and its cancellation run) before the error is reported."""
-    k = _KERNEL
-    loop = k.event_loop()
-    task = loop.create_task(coro)
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()     # in the kernel, never in the zygote
+    task = _LOOP.create_task(coro)
     try:
-        return loop.run_until_complete(task)
+        return _LOOP.run_until_complete(task)
     except BaseException:
         task.cancel()
-        k.quiet = True                       # the cancellation's own error is not the cell's
+        k = _KERNEL
+        if k is not None:
+            k.quiet = True                   # the cancellation's own error is not the cell's
         try:
-            loop.run_until_complete(asyncio.wait([task], timeout=1.0))
+            _LOOP.run_until_complete(asyncio.wait([task], timeout=1.0))
         except BaseException:
             pass
         finally:
-            k.quiet = False
+            if k is not None:
+                k.quiet = False
         raise
+
+
+_LOOP = None
 
 
 # ---------------------------------------------------------------------------
@@ -815,6 +822,10 @@ def prepare():
         shell.loop_runner = _run_async
         _add_formatters(shell)
         _SHELL = shell
+        # One cell and one display, so that what IPython sets up on first
+        # use is the zygote's (shared), not every kernel's.
+        shell.run_cell("None", store_history=False, silent=True)
+        shell.display_formatter.format(["warm", 1, {"up": None}])
         if not any(isinstance(f, _SetupHook) for f in sys.meta_path):
             sys.meta_path.insert(0, _SetupHook())
         for name in _SETUPS:
@@ -841,7 +852,6 @@ class Kernel:
         self.intr_pending = False
         self.error_sent = False
         self.quiet = False            # errors not reported (a cancelled cell's)
-        self.aloop = None
         self.libc = None
         self.sigint_handler = None    # set by main()
 
@@ -883,12 +893,6 @@ class Kernel:
             except OSError:
                 self.stdin = None
             sys.stdin = sys.__stdin__ = self.stdin
-
-    def event_loop(self):
-        """The event loop of cells with top-level await."""
-        if self.aloop is None or self.aloop.is_closed():
-            self.aloop = asyncio.new_event_loop()
-        return self.aloop
 
     # -- SIGINT ------------------------------------------------------------
     def on_sigint(self, signum, frame):

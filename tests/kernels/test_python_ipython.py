@@ -298,3 +298,24 @@ def test_plotly_html_and_json(py):
 
 def py_home(k):
     return json.loads(k.run("import json, os\njson.dumps(os.getcwd())").text)
+
+
+# ---------------------------------------------------------------------------
+# The zygote and the kernel's footprint
+
+
+def test_supervisor_stays_single_threaded(sup):
+    # it forks kernels: a thread (IPython's history saver, say) would be
+    # a hazard in every fork
+    assert os.listdir("/proc/%d/task" % sup.proc.pid) == [str(sup.proc.pid)]
+
+
+def test_nothing_written_under_home(sup, py):
+    before = sorted(os.listdir(sup.home))
+    ok(py.run("x = 1"))
+    py.run("1 / 0")
+    py.run("%nosuchmagic")
+    ok(py.run("%cd ~\n%env A=b\n!true\nimport IPython\nIPython.get_ipython().db['k'] = 1"))
+    after = sorted(os.listdir(sup.home))
+    assert after == before, (before, after)
+    assert not os.path.exists(os.path.join(sup.home, ".ipython"))
