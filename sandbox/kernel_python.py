@@ -59,10 +59,29 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _KERNEL = None                # the running Kernel (module global for hooks)
 _SHELL = None                 # the IPython shell, built once (prepare())
 
-try:
-    import iris_charts        # chart_of(fig) -> E2B's chart schema, or None
-except ImportError:
-    iris_charts = None
+_CHARTS = []                  # [iris_charts module or None], once looked up
+
+
+def _charts():
+    """iris_charts (chart_of(fig) -> E2B's chart schema, or None) if it
+    imports: looked up at the first figure (the supervisor's preload
+    imports it), so a kernel without matplotlib never loads it."""
+    if not _CHARTS:
+        mod = sys.modules.get("iris_charts")
+        path = os.path.join(_HERE, "iris_charts.py")
+        if mod is None and os.path.exists(path):
+            # Not on sys.path in a kernel (main() takes this directory off).
+            import importlib.util
+            try:
+                spec = importlib.util.spec_from_file_location("iris_charts", path)
+                mod = importlib.util.module_from_spec(spec)
+                sys.modules["iris_charts"] = mod
+                spec.loader.exec_module(mod)
+            except Exception:
+                sys.modules.pop("iris_charts", None)
+                mod = None
+        _CHARTS.append(mod)
+    return _CHARTS[0]
 
 # ---------------------------------------------------------------------------
 # JSON hygiene: valid JSON only (no NaN/Infinity, no lone surrogates).
@@ -368,9 +387,10 @@ def _dataframe_data(df):
 def _figure_info(fig):
     """A matplotlib Figure: {"chart": E2B's chart or None} (iris_charts)."""
     chart = None
-    if iris_charts is not None and (fig.axes or fig.lines):
+    charts = _charts() if (fig.axes or fig.lines) else None
+    if charts is not None:
         try:
-            chart = iris_charts.chart_of(fig)
+            chart = charts.chart_of(fig)
         except Exception as e:
             k = _KERNEL
             if k is not None:
@@ -381,30 +401,34 @@ def _figure_info(fig):
 _NOT_JSON = object()
 
 
-def _plain_json(o, depth=0):
+def _plain_json(o, depth=0, budget=None):
     """o as JSON if it is made of JSON's types (numpy scalars and arrays
-    included, keys turned into strings), else _NOT_JSON."""
-    if depth > 64:
+    included, keys turned into strings), else _NOT_JSON (also past
+    MAX_DATA_CELLS values: a value that large gets no `json`)."""
+    if budget is None:
+        budget = [MAX_DATA_CELLS]
+    budget[0] -= 1
+    if depth > 64 or budget[0] < 0:
         return _NOT_JSON
     if o is None or isinstance(o, (bool, str)):
         return _clean(o)
     if isinstance(o, (int, float)):
         return _clean(o)
     if isinstance(o, (list, tuple)):
-        out = [_plain_json(v, depth + 1) for v in o]
+        out = [_plain_json(v, depth + 1, budget) for v in o]
         return _NOT_JSON if any(v is _NOT_JSON for v in out) else out
     if isinstance(o, dict):
         out = {}
         for k, v in o.items():
             if not (k is None or isinstance(k, (str, int, float, bool))):
                 return _NOT_JSON
-            v = _plain_json(v, depth + 1)
+            v = _plain_json(v, depth + 1, budget)
             if v is _NOT_JSON:
                 return _NOT_JSON
             out[k if isinstance(k, str) else json.dumps(_clean(k))] = v
         return _clean(out)
     if (type(o).__module__ or "").startswith("numpy") and hasattr(o, "tolist"):
-        return _plain_json(o.tolist(), depth + 1)
+        return _plain_json(o.tolist(), depth + 1, budget)
     return _NOT_JSON
 
 

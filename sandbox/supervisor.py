@@ -398,6 +398,12 @@ def preload():
         import PIL.ImageShow  # noqa: F401
     except Exception as e:  # pragma: no cover
         log("preload PIL failed: %r" % (e,))
+    try:
+        import iris_charts  # noqa: F401  (optional: the figures' `chart`)
+    except ImportError:
+        pass
+    except Exception as e:  # pragma: no cover
+        log("preload iris_charts failed: %r" % (e,))
     log("preload took %.0f ms" % ((time.monotonic() - t0) * 1000))
 
 
