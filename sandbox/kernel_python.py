@@ -415,9 +415,18 @@ def _plain_json(o, depth=0, budget=None):
     if isinstance(o, (int, float)):
         return _clean(o)
     if isinstance(o, (list, tuple)):
-        out = [_plain_json(v, depth + 1, budget) for v in o]
-        return _NOT_JSON if any(v is _NOT_JSON for v in out) else out
+        if len(o) > budget[0]:
+            return _NOT_JSON
+        out = []
+        for v in o:
+            v = _plain_json(v, depth + 1, budget)
+            if v is _NOT_JSON:
+                return _NOT_JSON
+            out.append(v)
+        return out
     if isinstance(o, dict):
+        if len(o) > budget[0]:
+            return _NOT_JSON
         out = {}
         for k, v in o.items():
             if not (k is None or isinstance(k, (str, int, float, bool))):
@@ -428,6 +437,8 @@ def _plain_json(o, depth=0, budget=None):
             out[k if isinstance(k, str) else json.dumps(_clean(k))] = v
         return _clean(out)
     if (type(o).__module__ or "").startswith("numpy") and hasattr(o, "tolist"):
+        if getattr(o, "size", 1) > budget[0]:
+            return _NOT_JSON
         return _plain_json(o.tolist(), depth + 1, budget)
     return _NOT_JSON
 
@@ -648,8 +659,46 @@ def _json_formatter(parent):
     return Formatter(parent=parent)
 
 
+_PRETTY_MAX = 2000            # values in built-in containers pretty-printed
+
+
+def _large(obj):
+    """A list/tuple/dict/set holding more than _PRETTY_MAX values in all
+    (walked no further than that)."""
+    budget, todo = _PRETTY_MAX, [obj]
+    while todo:
+        o = todo.pop()
+        if type(o) in (list, tuple, set, frozenset):
+            budget -= len(o)
+            todo.extend(o if len(o) <= budget else ())
+        elif type(o) is dict:
+            budget -= len(o)
+            todo.extend(o.values() if len(o) <= budget else ())
+        if budget < 0:
+            return True
+    return False
+
+
+def _text_formatter(parent):
+    """IPython's text/plain, but a large built-in container is repr()'d:
+    the pretty printer takes ~30 us a value (a million-item list: 30 s)."""
+    from IPython.core.formatters import PlainTextFormatter
+
+    class Formatter(PlainTextFormatter):
+        def __call__(self, obj):
+            if type(obj) in (list, tuple, dict, set, frozenset) and _large(obj):
+                try:
+                    return repr(obj)
+                except Exception:
+                    pass
+            return super().__call__(obj)
+
+    return Formatter(parent=parent)
+
+
 def _add_formatters(shell):
     fmt = shell.display_formatter
+    fmt.formatters["text/plain"] = _text_formatter(fmt)
     fmt.formatters[DATA_MIME] = _formatter(DATA_MIME, _is_dataframe, _dataframe_data)
     fmt.formatters[FIGURE_MIME] = _formatter(FIGURE_MIME, _is_figure, _figure_info)
     fmt.formatters["application/json"] = _json_formatter(fmt)

@@ -107,6 +107,9 @@ def test_lists_and_dicts_have_json(py):
     m = ok(py.run("{'a': [1, 2.5, None], 3: True}")).main[0]
     assert m["json"] == {"a": [1, 2.5, None], "3": True}
     assert m["text"] == "{'a': [1, 2.5, None], 3: True}"
+    # a large one: in full (E2B shows sequences untruncated), no json
+    m = ok(py.run("list(range(300000))")).main[0]
+    assert m["text"] == repr(list(range(300000))) and "json" not in m
     m = ok(py.run("[object()]")).main[0]
     assert "json" not in m and m["text"].startswith("[<object at 0x")
 
