@@ -873,6 +873,11 @@ def prepare():
         return _SHELL
     saved = sys.stdout
     sys.stdout = sys.stderr        # in the zygote fd 1 is the supervisor's channel
+    # No completion here: IPython's completer imports jedi (and parso,
+    # ~5 MiB, 100 modules) only if it can.  User code still can.
+    blocked = [m for m in ("jedi",) if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None
     try:
         import IPython
         from IPython.core.profiledir import ProfileDir
@@ -906,6 +911,9 @@ def prepare():
                 _set_up(name, sys.modules[name])
     finally:
         sys.stdout = saved
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
     return _SHELL
 
 
