@@ -1041,8 +1041,8 @@ class Kernel:
     def send_bundle(self, bundle, main):
         """A displayed mimebundle -> a `result` line.  A figure without an
         image (nothing drawn) is not sent unless it is the cell's value."""
-        if not self.in_exec or not isinstance(bundle, dict):
-            return
+        if not self.in_exec or not isinstance(bundle, dict) or os.getpid() != self.pid:
+            return                    # (a fork of user code finishing the cell: silent)
         fields, extra, figure = _bundle_fields(bundle)
         if not fields and not extra:
             return
@@ -1056,7 +1056,7 @@ class Kernel:
 
     def send_error(self, exc):
         """The execution's error line (the first one only)."""
-        if self.error_sent or self.quiet or not self.in_exec:
+        if self.error_sent or self.quiet or not self.in_exec or os.getpid() != self.pid:
             return
         line = _error_line(exc)
         if self.error_sent:

@@ -279,13 +279,11 @@ def test_pil_show_save_and_value(py):
     assert len(r.results) == 1
     png_of(r.results[0])
     assert os.path.getsize(os.path.join(py_home(py), "red.png")) > 0
-    import io
     r = ok(py.run("import io\nim.save(io.BytesIO(), 'PNG')"))     # not to a file: not shown
     assert r.results == []
     r = ok(py.run("im"))
     assert len(r.results) == 1 and r.results[0]["is_main_result"] is True
     png_of(r.results[0])
-    del io
 
 
 @needs_pylibs
@@ -323,3 +321,16 @@ def test_nothing_written_under_home(sup, py):
     after = sorted(os.listdir(sup.home))
     assert after == before, (before, after)
     assert not os.path.exists(os.path.join(sup.home, ".ipython"))
+
+
+def test_forked_child_finishing_the_cell_stays_silent(py):
+    # the child runs the rest of the cell too (its value, an error): none of
+    # it may reach the socket, and the child must end, not hang
+    r = ok(py.run("import os\npid = os.fork()\n"
+                  "if pid == 0:\n    print('child', flush=True)\n    display('from child')\n"
+                  "else:\n    os.waitpid(pid, 0)\n"
+                  "'value of ' + ('child' if pid == 0 else 'parent')", timeout=30))
+    assert r.stdout == "child\n"
+    assert [x["text"] for x in r.results] == ["value of parent"]
+    r = py.run("pid = os.fork()\nif pid:\n    os.waitpid(pid, 0)\nelse:\n    1 / 0\n'after'")
+    assert r.error is None and r.text == "after", r
