@@ -145,6 +145,7 @@ def test_shell_escapes_and_magics(py):
     r = ok(py.run("%env IRIS_MAGIC=yes\nimport os\nos.environ['IRIS_MAGIC']"))
     assert r.text == "yes"
     assert ok(py.run("%timeit -n1 -r1 sum(range(10))")).stdout.endswith("loop each)\n")
+    assert ok(py.run("%load_ext autoreload\n%autoreload 2\n'reloading'")).text == "reloading"
     r = py.run("%nosuchmagic")
     assert r.error["name"] == "UsageError" and "nosuchmagic" in r.error["value"]
 
