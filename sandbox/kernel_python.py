@@ -741,6 +741,17 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def _setup_matplotlib(mod):
+    use = mod.use
+    if not getattr(use, "_iris", False):
+        def iris_use(backend, *args, **kwargs):
+            # Scripts often pick Agg: the inline backend draws with Agg
+            # too, and shows the figures (as this kernel always did).
+            if isinstance(backend, str) and backend.lower() == "agg":
+                backend = INLINE_BACKEND
+            return use(backend, *args, **kwargs)
+        iris_use._iris = True
+        iris_use.__doc__ = use.__doc__
+        mod.use = iris_use
     if "matplotlib.pyplot" not in sys.modules:
         mod.use(INLINE_BACKEND)
         return

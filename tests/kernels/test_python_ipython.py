@@ -245,6 +245,15 @@ def test_figures_shown_once_blank_ones_never(py):
 
 
 @needs_pylibs
+def test_figures_shown_with_agg_chosen(py):
+    # code written for scripts: Agg picked by hand still shows its figures
+    r = ok(py.run("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                  "plt.plot([1, 2])\nplt.show()\nmatplotlib.get_backend()"))
+    assert [("png" in x, x["is_main_result"]) for x in r.results] == [(True, False), (False, True)]
+    assert "non-interactive" not in r.stderr and "inline" in r.text
+
+
+@needs_pylibs
 def test_figure_chart_field(py):
     r = ok(py.run("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.title('t')\nplt.show()"))
     res = r.results[0]
