@@ -1,43 +1,41 @@
-"""Iris Python kernel: runs user code for one context, IPython-like.
+"""Iris Python kernel: runs user code for one context on IPython.
 
 Contract: docs/sandbox-internals.md.  Normally started in-process by a zygote
-fork of supervisor.py (``main(ctx, zygote=True)``); it can also be run on its
-own: ``python3 kernel_python.py <context-id>``.
+fork of supervisor.py (``main(ctx, zygote=True)``), which built the IPython
+shell before the fork (``prepare()``); it can also be run on its own:
+``python3 kernel_python.py <context-id>``.
 
 Protocol: connect to the kernel socket (``IRIS_KERNEL_SOCK``, default
 ``/run/iris/kernel.sock``), send ``hello``, then for each ``execute`` line
 stream event lines and finish with ``end_of_execution``.
 
-Output capture: fds 1 and 2 are pipes read by one reader thread that forwards
-what it reads as ``stdout`` / ``stderr`` lines, so output of C code and of
-subprocesses is captured too; ``sys.stdout`` / ``sys.stderr`` are thin
-line-buffered writers onto the same fds (one path, so ordering within a
-stream holds).  At the end of an execution (and before every result line)
-the pipes are drained, so everything written so far precedes the next
-result / ``end_of_execution``.  Output written between executions (threads,
-background processes) is kept (at most 64 KiB) and sent at the start of the
-next execution.
+Running code: IPython's ``InteractiveShell`` (input transforms and common
+indent stripping, magics, ``!shell`` escapes, top-level await, the display
+formatters and ``display()``).  Its display hook and display publisher are
+replaced by ones that turn each mimebundle into a ``result`` line; its
+traceback display by one that sends the ``error`` line.
 
-Interrupts: SIGINT raises KeyboardInterrupt only while user code runs; during
+Output capture: iris_capture (fds 1 and 2 are pipes read by one thread; the
+``sys.stdout`` / ``sys.stderr`` writers share that path).  Before every
+result line and at the end of an execution the pipes are drained, so
+everything written so far precedes the next result / ``end_of_execution``.
+
+Interrupts: SIGINT raises KeyboardInterrupt only while a cell runs; during
 the kernel's own socket writes it is deferred, between executions ignored.
 It is forwarded to the kernel's process group (foreground children), and
 os.system is replaced by an interruptible equivalent.
 
-More (results, matplotlib, IPython syntax, limits): sandbox/README.md.
+More (results, matplotlib, PIL, plotly, limits): sandbox/README.md.
 """
 
-import ast
 import asyncio
 import base64
 import builtins
 import ctypes
 import datetime
-import io
 import json
-import linecache
 import math
 import os
-import re
 import signal
 import socket
 import sys
@@ -49,17 +47,41 @@ from iris_capture import Capture, _Writer
 
 DEFAULT_SOCK = "/run/iris/kernel.sock"
 MAX_REQUEST = 64 << 20        # a request line longer than this is refused
-MAX_SOURCE_CACHE = 32 << 20   # cell sources kept for tracebacks
 MAX_DATA_CELLS = 100000       # DataFrames larger than this get no `data`
-MAX_DATA_BYTES = 4 << 20
+MAX_DATA_BYTES = 4 << 20      # nor does any `data` / `json` larger than this
 
 _KERNEL_FILE = os.path.abspath(__file__)
 if _KERNEL_FILE.endswith((".pyc", ".pyo")):
     _KERNEL_FILE = _KERNEL_FILE[:-1]
+_HERE = os.path.dirname(_KERNEL_FILE)
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 _KERNEL = None                # the running Kernel (module global for hooks)
+_SHELL = None                 # the IPython shell, built once (prepare())
 
+_CHARTS = []                  # [iris_charts module or None], once looked up
+
+
+def _charts():
+    """iris_charts (chart_of(fig) -> E2B's chart schema, or None) if it
+    imports: looked up at the first figure (the supervisor's preload
+    imports it), so a kernel without matplotlib never loads it."""
+    if not _CHARTS:
+        mod = sys.modules.get("iris_charts")
+        path = os.path.join(_HERE, "iris_charts.py")
+        if mod is None and os.path.exists(path):
+            # Not on sys.path in a kernel (main() takes this directory off).
+            import importlib.util
+            try:
+                spec = importlib.util.spec_from_file_location("iris_charts", path)
+                mod = importlib.util.module_from_spec(spec)
+                sys.modules["iris_charts"] = mod
+                spec.loader.exec_module(mod)
+            except Exception:
+                sys.modules.pop("iris_charts", None)
+                mod = None
+        _CHARTS.append(mod)
+    return _CHARTS[0]
 
 # ---------------------------------------------------------------------------
 # JSON hygiene: valid JSON only (no NaN/Infinity, no lone surrogates).
@@ -227,104 +249,9 @@ def _system(command):
     return (rc & 0xff) << 8 if rc >= 0 else -rc
 
 
-# IPython syntax that LLM-written notebook code often contains.  Only tried
-# when a cell does not parse as Python: `!command` lines, a few line magics
-# (`%matplotlib` is a no-op, `%pip`/`%conda` run pip, `%cd`, `%env`, `%pwd`)
-# and the cell magics `%%bash`/`%%sh` and `%%writefile`.  Anything else
-# `%...` raises UsageError, as IPython does for an unknown magic.
-_SHELL_LINE = re.compile(r"^([ \t]*)!(.*)$", re.M)
-_MAGIC_LINE = re.compile(r"^([ \t]*)%([A-Za-z_]\w*)[ \t]*(.*)$", re.M)
-_CELL_MAGIC = re.compile(r"\A[ \t]*%%([A-Za-z_]\w*)[ \t]*(.*)(?:\n|\Z)")
-
-
-class UsageError(Exception):
-    pass
-
-
-UsageError.__module__ = "builtins"
-
-
-def _ipython_syntax(code):
-    m = _CELL_MAGIC.match(code)
-    if m:
-        return "__iris_cell_magic__(%r, %r, %r)\n" % (m.group(1), m.group(2), code[m.end():])
-    code = _SHELL_LINE.sub(lambda m: "%s__iris_shell__(%r)" % (m.group(1), m.group(2)), code)
-    return _MAGIC_LINE.sub(lambda m: "%s__iris_magic__(%r, %r)" % m.groups(), code)
-
-
-def _shell(command):
-    """`!command` in a cell (IPython's shell escape): run it, output streamed."""
-    _system(command)
-
-
-def _magic(name, arg):
-    import shlex
-    if name == "matplotlib":
-        return None                       # figures are always shown inline
-    if name in ("pip", "conda"):
-        _system("%s -m pip %s" % (shlex.quote(sys.executable), arg))
-        return None
-    if name == "cd":
-        os.chdir(os.path.expanduser(arg.strip() or "~"))
-        print(os.getcwd())
-        return None
-    if name == "pwd":
-        return os.getcwd()
-    if name == "env":
-        arg = arg.strip()
-        if not arg:
-            return dict(os.environ)
-        if "=" in arg or " " in arg:
-            k, _, v = arg.partition("=" if "=" in arg else " ")
-            os.environ[k.strip()] = v.strip()
-            return None
-        return os.environ[arg]
-    raise UsageError("Line magic function `%%%s` not found." % name)
-
-
-def _cell_magic(name, arg, body):
-    import shlex
-    if name in ("bash", "sh"):
-        import subprocess
-        rc = subprocess.call(["/bin/bash" if name == "bash" else "/bin/sh", "-c", body])
-        if rc:
-            raise subprocess.CalledProcessError(rc, name)
-        return None
-    if name == "writefile":
-        args = shlex.split(arg)
-        append = "-a" in args or "--append" in args
-        files = [a for a in args if a not in ("-a", "--append")]
-        if len(files) != 1:
-            raise UsageError("%%writefile needs one file name")
-        with open(os.path.expanduser(files[0]), "a" if append else "w") as f:
-            f.write(body)
-        print("%s %s" % ("Appending to" if append else "Writing", files[0]))
-        return None
-    raise UsageError("Cell magic `%%%%%s` not found." % name)
-
-
-def _display(*objs, **kwargs):
-    """IPython-style display(): each object becomes a (non-main) result."""
-    k = _KERNEL
-    if k is not None:
-        for obj in objs:
-            k.display(obj)
-
-
 # ---------------------------------------------------------------------------
-# Rich results.
+# Results: a mimebundle -> the fields of a `result` line (E2B's names).
 
-_REPR_METHODS = (
-    ("_repr_html_", "html"),
-    ("_repr_markdown_", "markdown"),
-    ("_repr_svg_", "svg"),
-    ("_repr_png_", "png"),
-    ("_repr_jpeg_", "jpeg"),
-    ("_repr_pdf_", "pdf"),
-    ("_repr_latex_", "latex"),
-    ("_repr_json_", "json"),
-    ("_repr_javascript_", "javascript"),
-)
 _MIME_FIELDS = {
     "text/plain": "text", "text/html": "html", "text/markdown": "markdown",
     "image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpeg",
@@ -332,12 +259,16 @@ _MIME_FIELDS = {
     "application/javascript": "javascript",
 }
 _BINARY_FIELDS = ("png", "jpeg", "pdf")
+_IMAGE_FIELDS = ("png", "jpeg", "svg", "pdf")
 _FIELD_ORDER = ("text", "html", "markdown", "svg", "png", "jpeg", "pdf", "latex",
                 "json", "javascript", "data", "chart")
+# Our own formatters' mime types: never sent as such.
+DATA_MIME = "application/x-iris-data"        # a DataFrame's `data`
+FIGURE_MIME = "application/x-iris-figure"    # a matplotlib Figure: {"chart": ...}
 
 
 def _convert(field, data):
-    """A repr method's return value -> wire value for `field`, or None."""
+    """A formatter's answer -> wire value for `field`, or None."""
     if isinstance(data, tuple) and data:          # (data, metadata)
         data = data[0]
     if data is None:
@@ -346,7 +277,7 @@ def _convert(field, data):
         if isinstance(data, (bytes, bytearray, memoryview)):
             return base64.b64encode(bytes(data)).decode("ascii")
         if isinstance(data, str):
-            return _clean_str(data)           # already base64
+            return _clean_str(data.strip())       # already base64 (IPython's ends in "\n")
         return None
     if field == "json":
         if isinstance(data, (str, bytes)):
@@ -364,34 +295,176 @@ def _convert(field, data):
     return None
 
 
+def _bundle_fields(bundle):
+    """(fields, extra, is_figure) of a mimebundle: E2B's fields in their
+    order, mime types without a field in extra."""
+    out, extra, figure = {}, {}, None
+    for mime, data in bundle.items():
+        if not isinstance(mime, str):
+            continue
+        if mime == DATA_MIME:
+            out["data"] = data
+        elif mime == FIGURE_MIME:
+            figure = data
+        elif mime in _MIME_FIELDS:
+            field = _MIME_FIELDS[mime]
+            v = _convert(field, data)
+            if v is not None:
+                out[field] = _strip_quotes(v) if field == "text" else v
+        else:
+            extra[_clean_str(mime)] = _clean(data)
+    if isinstance(figure, dict) and figure.get("chart") is not None:
+        out["chart"] = figure["chart"]
+    return {f: out[f] for f in _FIELD_ORDER if f in out}, extra, figure is not None
+
+
 def _is_figure(value):
     mf = sys.modules.get("matplotlib.figure")
     return mf is not None and isinstance(value, mf.Figure)
 
 
-def _is_dataframe(value):
-    pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(value, pd.DataFrame)
+def _close_figure(fig):
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            plt.close(fig)
+        except Exception:
+            pass
+
+
+def _unique(names):
+    """Labels made unique as pandas' readers do: x, x.1, x.2."""
+    seen, out = set(), []
+    for name in names:
+        key, i = name, 0
+        while key in seen:
+            i += 1
+            key = "%s.%d" % (name, i)
+        seen.add(key)
+        out.append(key)
+    return out
+
+
+def _label(label, default):
+    if label is None:
+        return default
+    if isinstance(label, tuple):                  # MultiIndex columns
+        return ".".join(str(x) for x in label if x is not None and str(x) != "")
+    return label if isinstance(label, str) else str(label)
 
 
 def _dataframe_data(df):
-    """E2B's `data` for a DataFrame: column -> list of values (bounded)."""
+    """A DataFrame's `data`: {column: [values]} in column order, values
+    (NaN/NaT -> null, timestamps -> ISO 8601), never labels.  The index
+    comes first as columns of its own (named as reset_index() names them:
+    its name, else "index" / "level_N") unless it is the default
+    0..n-1; duplicate names get ".1", ".2" (docs/sandbox-internals.md).
+    None when the frame is too large."""
     if df.size > MAX_DATA_CELLS:
         return None
+    names, columns = [], []
+    index = df.index
+    pd = sys.modules.get("pandas")
+    default = (pd is not None and isinstance(index, pd.RangeIndex) and index.name is None
+               and index.start == 0 and index.step == 1)
+    if not default:
+        levels = index.nlevels
+        for i in range(levels):
+            fallback = "index" if levels == 1 else "level_%d" % i
+            names.append(_label(index.names[i], fallback))
+            columns.append(index.get_level_values(i))
+    for i, col in enumerate(df.columns):
+        names.append(_label(col, str(i)))
+        columns.append(df.iloc[:, i])
     out = {}
-    for col in df.columns:
-        key = col if isinstance(col, str) else str(col)
-        out[key] = _clean(df[col].tolist() if hasattr(df[col], "tolist") else list(df[col]))
+    for name, values in zip(_unique(names), columns):
+        out[name] = _clean(values.tolist())
     if len(_dumps(out)) > MAX_DATA_BYTES:
         return None
     return out
 
 
+def _figure_info(fig):
+    """A matplotlib Figure: {"chart": E2B's chart or None} (iris_charts)."""
+    chart = None
+    charts = _charts() if (fig.axes or fig.lines) else None
+    if charts is not None:
+        try:
+            chart = charts.chart_of(fig)
+        except Exception as e:
+            k = _KERNEL
+            if k is not None:
+                k.log("chart_of failed: %r" % (e,))
+    return {"chart": chart}
+
+
+_NOT_JSON = object()
+
+
+def _plain_json(o, depth=0, budget=None):
+    """o as JSON if it is made of JSON's types (numpy scalars and arrays
+    included, keys turned into strings), else _NOT_JSON (also past
+    MAX_DATA_CELLS values: a value that large gets no `json`)."""
+    if budget is None:
+        budget = [MAX_DATA_CELLS]
+    budget[0] -= 1
+    if depth > 64 or budget[0] < 0:
+        return _NOT_JSON
+    if o is None or isinstance(o, (bool, str)):
+        return _clean(o)
+    if isinstance(o, (int, float)):
+        return _clean(o)
+    if isinstance(o, (list, tuple)):
+        if len(o) > budget[0]:
+            return _NOT_JSON
+        out = []
+        for v in o:
+            v = _plain_json(v, depth + 1, budget)
+            if v is _NOT_JSON:
+                return _NOT_JSON
+            out.append(v)
+        return out
+    if isinstance(o, dict):
+        if len(o) > budget[0]:
+            return _NOT_JSON
+        out = {}
+        for k, v in o.items():
+            if not (k is None or isinstance(k, (str, int, float, bool))):
+                return _NOT_JSON
+            v = _plain_json(v, depth + 1, budget)
+            if v is _NOT_JSON:
+                return _NOT_JSON
+            out[k if isinstance(k, str) else json.dumps(_clean(k))] = v
+        return _clean(out)
+    if (type(o).__module__ or "").startswith("numpy") and hasattr(o, "tolist"):
+        if getattr(o, "size", 1) > budget[0]:
+            return _NOT_JSON
+        return _plain_json(o.tolist(), depth + 1, budget)
+    return _NOT_JSON
+
+
+def _json_of(obj):
+    """E2B's `json` of a list or dict value (what orjson would serialize)."""
+    v = _plain_json(obj)
+    if v is _NOT_JSON or len(_dumps(v)) > MAX_DATA_BYTES:
+        return None
+    return v
+
+
 # ---------------------------------------------------------------------------
-# Tracebacks: the user's frames only.
+# Tracebacks: the user's frames only, in Python's own format.
 
 def _is_kernel_frame(filename):
     return filename == _KERNEL_FILE
+
+
+def _is_machinery(filename):
+    """Frames that ran the cell: the kernel, IPython, asyncio."""
+    return (_is_kernel_frame(filename) or filename.startswith(_ASYNCIO_DIR) or
+            (_IPYTHON_DIR is not None and filename.startswith(_IPYTHON_DIR)))
+
+
+_IPYTHON_DIR = None
 
 
 def _filter_tb(tb):
@@ -399,14 +472,9 @@ def _filter_tb(tb):
     while tb is not None:
         entries.append(tb)
         tb = tb.tb_next
-    # Leading frames: the kernel and the asyncio machinery that ran the cell.
     i = 0
-    while i < len(entries):
-        fn = entries[i].tb_frame.f_code.co_filename
-        if _is_kernel_frame(fn) or fn.startswith(_ASYNCIO_DIR):
-            i += 1
-        else:
-            break
+    while i < len(entries) and _is_machinery(entries[i].tb_frame.f_code.co_filename):
+        i += 1
     kept = [e for e in entries[i:] if not _is_kernel_frame(e.tb_frame.f_code.co_filename)]
     new = None
     for e in reversed(kept):
@@ -421,7 +489,10 @@ def _filter_exc(exc, seen=None):
         return
     seen.add(id(exc))
     try:
-        exc.__traceback__ = _filter_tb(exc.__traceback__)
+        if isinstance(exc, SyntaxError) and getattr(exc, "filename", "").startswith("<cell-"):
+            exc.__traceback__ = None          # the cell's own syntax: no frames
+        else:
+            exc.__traceback__ = _filter_tb(exc.__traceback__)
     except Exception:
         pass
     _filter_exc(exc.__cause__, seen)
@@ -446,38 +517,316 @@ def _error_line(exc):
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except BaseException:
         tb = "%s: %s\n" % (name, value)
-    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
     return {"type": "error", "name": _clean_str(name), "value": _clean_str(value),
             "traceback": _clean_str(tb)}
 
 
 # ---------------------------------------------------------------------------
-# matplotlib: plt.show() emits the open figures (Agg's show does nothing).
+# The IPython shell: built once, before the zygote forks (prepare()).
 
-def _iris_show(*args, **kwargs):
-    k = _KERNEL
-    if k is not None:
-        k.show_figures()
+def _shell_class():
+    from IPython.core.compilerop import CachingCompiler
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets import Type
+
+    class Compiler(CachingCompiler):
+        def get_code_name(self, raw_code, transformed_code, number):
+            return "<cell-%d>" % number      # what tracebacks name the cell
+
+    class Hook(DisplayHook):
+        """The cell's value: the main result."""
+        _iris_value = None
+
+        def write_output_prompt(self):
+            pass
+
+        def compute_format_data(self, result):
+            self._iris_value = result
+            return super().compute_format_data(result)
+
+        def write_format_data(self, format_dict, md_dict=None):
+            value, self._iris_value = self._iris_value, None
+            k = _KERNEL
+            if k is not None:
+                k.send_bundle(format_dict, True)
+            if _is_figure(value):
+                _close_figure(value)          # shown: not again at the cell's end
+
+        def finish_displayhook(self):
+            pass
+
+    class Publisher(DisplayPublisher):
+        """display() and everything built on it: non-main results."""
+
+        def publish(self, data, metadata=None, source=None, *, transient=None,
+                    update=False, **kwargs):
+            k = _KERNEL
+            if k is not None:
+                k.send_bundle(data, False)
+
+        def clear_output(self, wait=False):
+            pass
+
+    class Shell(InteractiveShell):
+        compiler_class = Type(Compiler)
+        displayhook_class = Type(Hook)
+        display_pub_class = Type(Publisher)
+        # `!cmd`: subprocess on our fds (stdout and stderr apart), not a pty.
+        system = InteractiveShell.system_raw
+
+        def init_virtualenv(self):
+            pass
+
+        def enable_gui(self, gui=None):
+            pass                              # `%matplotlib inline`: no GUI loop
+
+        def transform_cell(self, raw_cell):
+            # IPython drops leading blank lines; put them back so that
+            # line numbers are the sender's.
+            cell = super().transform_cell(raw_cell)
+            blank = 0
+            for line in raw_cell.splitlines():
+                if line and not line.isspace():
+                    break
+                blank += 1
+            return "\n" * blank + cell if blank and not cell.startswith("\n") else cell
+
+        def showtraceback(self, exc_tuple=None, filename=None, tb_offset=None,
+                          exception_only=False, running_compiled_code=False):
+            try:
+                etype, value, tb = self._get_exc_info(exc_tuple)
+            except ValueError:
+                return
+            k = _KERNEL
+            if k is not None:
+                k.send_error(value)
+
+        def showsyntaxerror(self, filename=None, running_compiled_code=False):
+            self.showtraceback()
+
+        def show_usage_error(self, exc):
+            k = _KERNEL
+            if k is not None:
+                k.send_error(exc)
+
+    return Shell
 
 
-_iris_show._iris = True
+def _formatter(mime, test, func):
+    """An IPython formatter for one of our own mime types: func(obj) for
+    the objects test(obj) accepts.  (Not by type registration: enabling
+    matplotlib's inline support unregisters every formatter's Figure.)"""
+    from IPython.core.formatters import BaseFormatter
+    from traitlets import Unicode
+
+    class Formatter(BaseFormatter):
+        format_type = Unicode(mime)
+        _return_type = (dict,)
+
+        def __call__(self, obj):
+            if not test(obj):
+                return None
+            try:
+                return func(obj)
+            except Exception as e:
+                k = _KERNEL
+                if k is not None:
+                    k.log("%s failed: %r" % (func.__name__, e))
+                return None
+
+    return Formatter()
 
 
-def _patch_pyplot(mod):
+def _is_dataframe(value):
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+def _json_formatter(parent):
+    """application/json for list and dict values too, as E2B gives it."""
+    from IPython.core.formatters import JSONFormatter
+
+    class Formatter(JSONFormatter):
+        def __call__(self, obj):
+            if isinstance(obj, (list, dict)):
+                v = _json_of(obj)
+                if v is not None:
+                    return v
+            return super().__call__(obj)
+
+    return Formatter(parent=parent)
+
+
+_PRETTY_MAX = 2000            # values in built-in containers pretty-printed
+
+
+def _large(obj):
+    """A list/tuple/dict/set holding more than _PRETTY_MAX values in all
+    (walked no further than that)."""
+    budget, todo = _PRETTY_MAX, [obj]
+    while todo:
+        o = todo.pop()
+        if type(o) in (list, tuple, set, frozenset):
+            budget -= len(o)
+            todo.extend(o if len(o) <= budget else ())
+        elif type(o) is dict:
+            budget -= len(o)
+            todo.extend(o.values() if len(o) <= budget else ())
+        if budget < 0:
+            return True
+    return False
+
+
+def _text_formatter(parent):
+    """IPython's text/plain, but a large built-in container is repr()'d:
+    the pretty printer takes ~30 us a value (a million-item list: 30 s)."""
+    from IPython.core.formatters import PlainTextFormatter
+
+    class Formatter(PlainTextFormatter):
+        def __call__(self, obj):
+            if type(obj) in (list, tuple, dict, set, frozenset) and _large(obj):
+                try:
+                    return repr(obj)
+                except Exception:
+                    pass
+            return super().__call__(obj)
+
+    return Formatter(parent=parent)
+
+
+def _add_formatters(shell):
+    fmt = shell.display_formatter
+    fmt.formatters["text/plain"] = _text_formatter(fmt)
+    fmt.formatters[DATA_MIME] = _formatter(DATA_MIME, _is_dataframe, _dataframe_data)
+    fmt.formatters[FIGURE_MIME] = _formatter(FIGURE_MIME, _is_figure, _figure_info)
+    fmt.formatters["application/json"] = _json_formatter(fmt)
+
+
+def _run_async(coro):
+    """IPython's loop runner for cells with top-level await: one event
+    loop for the kernel's life; an interrupted cell's task is cancelled
+    (and its cancellation run) before the error is reported."""
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()     # in the kernel, never in the zygote
+    task = _LOOP.create_task(coro)
     try:
-        if getattr(mod.show, "_iris", False):
-            return
-        _iris_show.__doc__ = mod.show.__doc__
-        mod.show = _iris_show
-    except Exception:
-        pass
+        return _LOOP.run_until_complete(task)
+    except BaseException:
+        task.cancel()
+        k = _KERNEL
+        if k is not None:
+            k.quiet = True                   # the cancellation's own error is not the cell's
+        try:
+            _LOOP.run_until_complete(asyncio.wait([task], timeout=1.0))
+        except BaseException:
+            pass
+        finally:
+            if k is not None:
+                k.quiet = False
+        raise
 
 
-class _PyplotHook:
-    """Meta-path finder: patches matplotlib.pyplot.show as pyplot is imported."""
+_LOOP = None
+
+
+# ---------------------------------------------------------------------------
+# Libraries set up for the kernel as they are imported (or at once if they
+# already are): matplotlib on the inline backend, PIL images displayed when
+# shown or saved, plotly figures as HTML plus their JSON.
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+def _setup_matplotlib(mod):
+    use = mod.use
+    if not getattr(use, "_iris", False):
+        def iris_use(backend, *args, **kwargs):
+            # Scripts often pick Agg: the inline backend draws with Agg
+            # too, and shows the figures (as this kernel always did).
+            if isinstance(backend, str) and backend.lower() == "agg":
+                backend = INLINE_BACKEND
+            return use(backend, *args, **kwargs)
+        iris_use._iris = True
+        iris_use.__doc__ = use.__doc__
+        mod.use = iris_use
+    if "matplotlib.pyplot" not in sys.modules:
+        mod.use(INLINE_BACKEND)
+        return
+    if mod.get_backend() != INLINE_BACKEND:
+        _SHELL.enable_matplotlib("inline")
+
+
+def _display(obj):
+    k = _KERNEL
+    if k is not None and k.in_exec:
+        from IPython.display import display
+        display(obj)
+
+
+def _setup_pil_image(mod):
+    save = mod.Image.save
+    if getattr(save, "_iris", False):
+        return
+
+    def iris_save(self, fp, format=None, **params):
+        # Saved to a file: shown too -- unless matplotlib (savefig) or PIL
+        # itself is saving.
+        caller = sys._getframe(1).f_globals.get("__name__") or ""
+        if isinstance(fp, (str, os.PathLike)) and not caller.startswith(("matplotlib", "PIL")):
+            _display(self)
+        return save(self, fp, format, **params)
+
+    iris_save._iris = True
+    iris_save.__doc__ = save.__doc__
+    mod.Image.save = iris_save
+
+
+def _setup_pil_show(mod):
+    # No desktop viewer in a sandbox: they show nothing, so Image.show()
+    # reaches PIL's IPython viewer (display()).
+    viewer = getattr(mod, "UnixViewer", None)
+    if viewer is not None and not getattr(viewer.show_file, "_iris", False):
+        def show_file(self, path=None, **options):
+            return 0
+        show_file._iris = True
+        viewer.show_file = show_file
+
+
+def _setup_plotly(mod):
+    from plotly.io._base_renderers import HtmlRenderer
+    # A self-contained <div> (plotly.js from its CDN, no require.js, no
+    # notebook set-up output) plus the figure's JSON.
+    mod.renderers["iris"] = HtmlRenderer(connected=True, full_html=False, requirejs=False)
+    mod.renderers.default = "plotly_mimetype+iris"
+
+
+_SETUPS = {
+    "matplotlib": _setup_matplotlib,
+    "PIL.Image": _setup_pil_image,
+    "PIL.ImageShow": _setup_pil_show,
+    "plotly.io._renderers": _setup_plotly,
+}
+
+
+def _set_up(name, module):
+    try:
+        _SETUPS[name](module)
+    except Exception as e:
+        try:
+            os.write(2, ("iris-kernel-python: setting up %s failed: %r\n"
+                         % (name, e)).encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
+class _SetupHook:
+    """Meta-path finder: runs _SETUPS[name] right after module name runs."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != "matplotlib.pyplot":
+        if fullname not in _SETUPS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -491,7 +840,7 @@ class _PyplotHook:
 
                 def exec_module(module, _inner=inner):
                     _inner(module)
-                    _patch_pyplot(module)
+                    _set_up(fullname, module)
                 try:
                     spec.loader.exec_module = exec_module
                 except Exception:
@@ -503,31 +852,100 @@ class _PyplotHook:
         pass
 
 
+class _MemoryDB(dict):
+    """The shell's ``db`` (what %store keeps), in memory: IPython's own is
+    a directory of pickles under the profile directory."""
+
+    def __init__(self, root=None):
+        super().__init__()
+
+    def keys(self, globpat=None):
+        import fnmatch
+        names = list(super().keys())
+        return names if globpat is None else fnmatch.filter(names, globpat)
+
+    def hget(self, hashroot, key, default=None):
+        return self.get(hashroot + "/" + key, default)
+
+    def hset(self, hashroot, key, value):
+        self[hashroot + "/" + key] = value
+
+    def uncache(self, *items):
+        pass
+
+
+def prepare():
+    """Builds the IPython shell (idempotent; returns it): imports IPython,
+    constructs the shell without history or profile directory, adds our
+    formatters and the library set-ups.  The supervisor calls it before
+    forking, so a kernel costs no import or construction."""
+    global _SHELL, _IPYTHON_DIR
+    if _SHELL is not None:
+        return _SHELL
+    saved = sys.stdout
+    sys.stdout = sys.stderr        # in the zygote fd 1 is the supervisor's channel
+    # No completion here: IPython's completer imports jedi (and parso,
+    # ~5 MiB, 100 modules) only if it can.  User code still can.
+    blocked = [m for m in ("jedi",) if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None
+    try:
+        import IPython
+        from IPython.core.profiledir import ProfileDir
+        from traitlets.config import Config
+        _IPYTHON_DIR = os.path.dirname(IPython.__file__) + os.sep
+        c = Config()
+        c.HistoryManager.enabled = False          # no sqlite file, no thread
+        c.InteractiveShell.colors = "NoColor"
+        c.PlainTextFormatter.max_seq_length = 0   # E2B: long lists in full
+        # ipython_dir: an existing read-only place, profile_dir: none, so
+        # nothing is ever written under $HOME.
+        from IPython.core import interactiveshell
+        real_db = interactiveshell.PickleShareDB
+        interactiveshell.PickleShareDB = _MemoryDB    # %store: in memory only
+        try:
+            shell = _shell_class().instance(config=c, ipython_dir=_HERE,
+                                            profile_dir=ProfileDir())
+        finally:
+            interactiveshell.PickleShareDB = real_db
+        shell.loop_runner = _run_async
+        _add_formatters(shell)
+        _SHELL = shell
+        # One cell and one display, so that what IPython sets up on first
+        # use is the zygote's (shared), not every kernel's.
+        shell.run_cell("None", store_history=False, silent=True)
+        shell.display_formatter.format(["warm", 1, {"up": None}])
+        if not any(isinstance(f, _SetupHook) for f in sys.meta_path):
+            sys.meta_path.insert(0, _SetupHook())
+        for name in _SETUPS:
+            if name in sys.modules:
+                _set_up(name, sys.modules[name])
+    finally:
+        sys.stdout = saved
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
+    return _SHELL
+
+
 # ---------------------------------------------------------------------------
 # The kernel.
 
 class Kernel:
-    def __init__(self, conn, context, log_fd):
+    def __init__(self, conn, context, log_fd, shell):
         self.conn = conn
         self.context = context
         self.log_fd = log_fd
+        self.shell = shell
         self.pid = os.getpid()
-        self.count = 0
         # SIGINT state (main thread only).
         self.intr_enabled = False     # raise KeyboardInterrupt now
         self.in_exec = False
         self.intr_pending = False
-        self.sources = {}             # filename -> size, oldest first
-        self.sources_size = 0
-        self.aloop = None
-        self.libc = None
         self.error_sent = False
+        self.quiet = False            # errors not reported (a cancelled cell's)
+        self.libc = None
         self.sigint_handler = None    # set by main()
-
-        self.main_mod = types.ModuleType("__main__")
-        self.ns = self.main_mod.__dict__
-        self.ns["__builtins__"] = builtins
-        sys.modules["__main__"] = self.main_mod
 
         self.capture = Capture(conn)
         self.stdout = _Writer(1, "<stdout>",
@@ -537,18 +955,8 @@ class Kernel:
         self.stdin = None
         self._install_streams()
         builtins.input = _input
-        builtins.display = _display
-        builtins.__iris_shell__ = _shell
-        builtins.__iris_magic__ = _magic
-        builtins.__iris_cell_magic__ = _cell_magic
         _system.__doc__ = os.system.__doc__
         os.system = _system
-
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        if pyplot is not None:
-            _patch_pyplot(pyplot)
-        else:
-            sys.meta_path.insert(0, _PyplotHook())
         os.register_at_fork(after_in_child=self._after_fork_child)
 
     def log(self, msg):
@@ -570,7 +978,7 @@ class Kernel:
     def _install_streams(self):
         sys.stdout = sys.__stdout__ = self.stdout
         sys.stderr = sys.__stderr__ = self.stderr
-        # stdin is /dev/null; exit() closes sys.stdin, so renew it when needed.
+        # stdin is /dev/null; renew it if user code closed it.
         if self.stdin is None or self.stdin.closed or sys.stdin is not self.stdin:
             try:
                 self.stdin = open(0, "r", encoding="utf-8", closefd=False)
@@ -622,16 +1030,16 @@ class Kernel:
         if os.getpid() != self.pid:       # user code forked and the child got here
             os._exit(0)
 
-    def _critical_send(self, obj, drain=True):
-        """Send a line from inside user code: not interruptible meanwhile."""
+    def _critical_send(self, obj):
+        """Send a line from inside a cell: not interruptible meanwhile;
+        everything written to fds 1/2 so far goes first."""
         main = threading.current_thread() is threading.main_thread()
         was = self.intr_enabled if main else False
         if main:
             self.intr_enabled = False
         try:
-            if drain:
-                self._flush_streams()
-                self.capture.drain()
+            self._flush_streams()
+            self.capture.drain()
             self.conn.send(obj)
         finally:
             if main:
@@ -640,190 +1048,34 @@ class Kernel:
             self.intr_pending = False
             raise KeyboardInterrupt
 
-    # -- results -----------------------------------------------------------
-    # (E2B's code interpreter strips one pair of quotes around text/plain,
-    # so a string result reads 'abc' -> abc there: _strip_quotes does too.)
-    def _format(self, value):
-        """Rich representation of value (runs user code: __repr__ & co)."""
-        if _is_figure(value):
-            out = self._figure_fields(value)
-            self._close_figure(value)
-            return out
-        out = {"text": _strip_quotes(_clean_str(repr(value)))}
-        extra = {}
-        # Objects that claim to have every attribute (mocks, proxies) get text only.
-        try:
-            fake = hasattr(value, "_iris_canary_method_should_not_exist_")
-        except Exception:
-            fake = True
-        if not fake:
-            bundle = self._call_repr(value, "_repr_mimebundle_")
-            if isinstance(bundle, tuple) and bundle:
-                bundle = bundle[0]
-            if isinstance(bundle, dict):
-                for mime, data in bundle.items():
-                    if not isinstance(mime, str) or mime == "text/plain":
-                        continue
-                    field = _MIME_FIELDS.get(mime)
-                    if field is None:
-                        extra[_clean_str(mime)] = _clean(data)
-                    else:
-                        v = _convert(field, data)
-                        if v is not None:
-                            out[field] = v
-            for meth, field in _REPR_METHODS:
-                if field in out:
-                    continue
-                v = _convert(field, self._call_repr(value, meth))
-                if v is not None:
-                    out[field] = v
-        if _is_dataframe(value):
-            try:
-                data = _dataframe_data(value)
-                if data is not None:
-                    out["data"] = data
-            except Exception:
-                pass
-        ordered = {f: out[f] for f in _FIELD_ORDER if f in out}
-        return ordered, extra
-
-    def _call_repr(self, value, name):
-        try:
-            meth = getattr(value, name, None)
-            if meth is None or not callable(meth):
-                return None
-            return meth()
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:
-            try:
-                self.stderr.write("%s.%s failed: %s: %s\n"
-                                  % (type(value).__name__, name, type(e).__name__, e))
-            except Exception:
-                pass
-            return None
-
-    def _figure_fields(self, fig):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return ({"text": _clean_str(repr(fig)),
-                 "png": base64.b64encode(buf.getvalue()).decode("ascii")}, {})
-
-    def _close_figure(self, fig):
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            try:
-                plt.close(fig)
-            except Exception:
-                pass
-
-    @staticmethod
-    def _result_line(fields, extra, main):
+    # -- results and errors (called by the shell's hooks) ----------------------
+    def send_bundle(self, bundle, main):
+        """A displayed mimebundle -> a `result` line.  A figure without an
+        image (nothing drawn) is not sent unless it is the cell's value."""
+        if not self.in_exec or not isinstance(bundle, dict) or os.getpid() != self.pid:
+            return                    # (a fork of user code finishing the cell: silent)
+        fields, extra, figure = _bundle_fields(bundle)
+        if not fields and not extra:
+            return
+        if figure and not main and not any(f in fields for f in _IMAGE_FIELDS):
+            return
         line = {"type": "result"}
         line.update(fields)
         line["is_main_result"] = main
         line["extra"] = extra
-        return line
+        self._critical_send(line)
 
-    def display(self, obj):
-        if not self.in_exec:
+    def send_error(self, exc):
+        """The execution's error line (the first one only)."""
+        if self.error_sent or self.quiet or not self.in_exec or os.getpid() != self.pid:
             return
-        fields, extra = self._format(obj)
-        self._critical_send(self._result_line(fields, extra, False))
-
-    def _open_figures(self):
-        if "matplotlib.pyplot" not in sys.modules:
-            return []
-        try:
-            from matplotlib._pylab_helpers import Gcf
-            return [m.canvas.figure for m in Gcf.get_all_fig_managers()]
-        except Exception:
-            return []
-
-    def show_figures(self):
-        """plt.show(): every open figure becomes a PNG result, then is closed."""
-        if not self.in_exec:
+        line = _error_line(exc)
+        if self.error_sent:
             return
-        for fig in self._open_figures():
-            try:
-                fields, extra = self._figure_fields(fig)
-            finally:
-                self._close_figure(fig)
-            self._critical_send(self._result_line(fields, extra, False))
+        self.error_sent = True
+        self._critical_send(line)
 
     # -- running code --------------------------------------------------------
-    def _register_source(self, filename, code):
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        self.sources[filename] = len(code)
-        self.sources_size += len(code)
-        while self.sources_size > MAX_SOURCE_CACHE and len(self.sources) > 1:
-            old = next(iter(self.sources))
-            self.sources_size -= self.sources.pop(old)
-            linecache.cache.pop(old, None)
-
-    @staticmethod
-    def _suppressed(code):
-        """IPython: a trailing ';' hides the value of the last expression."""
-        import tokenize
-        last = None
-        try:
-            for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-                if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
-                                tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
-                    continue
-                last = tok
-        except Exception:
-            return False
-        return last is not None and last.type == tokenize.OP and last.string == ";"
-
-    def _run(self, code_obj):
-        if code_obj.co_flags & 0x80:           # CO_COROUTINE: top-level await
-            if self.aloop is None or self.aloop.is_closed():
-                self.aloop = asyncio.new_event_loop()
-            coro = eval(code_obj, self.ns)
-            task = self.aloop.create_task(coro)
-            try:
-                return self.aloop.run_until_complete(task)
-            except BaseException:
-                task.cancel()
-                raise
-        return eval(code_obj, self.ns)
-
-    def _run_cell(self, code, filename):
-        """Runs the cell; returns (has_value, value)."""
-        self._register_source(filename, code)
-        try:
-            mod_code, expr_code = self._compile(code, filename)
-        except SyntaxError as e:
-            e.__traceback__ = None        # no frames of ast & co.
-            raise e
-        self._run(mod_code)
-        if expr_code is None:
-            return False, None
-        return True, self._run(expr_code)
-
-    def _compile(self, code, filename):
-        try:
-            tree = ast.parse(code, filename, "exec")
-        except SyntaxError:
-            # IPython syntax (`!command`, magics): only tried when the code
-            # is not Python as it stands.
-            shelled = _ipython_syntax(code)
-            try:
-                tree = ast.parse(shelled, filename, "exec") if shelled != code else None
-            except SyntaxError:
-                tree = None
-            if tree is None:
-                raise
-            code = shelled
-        expr = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr) and not self._suppressed(code):
-            expr = ast.Expression(tree.body.pop().value)
-        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        mod_code = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
-        expr_code = compile(expr, filename, "eval", flags=flags, dont_inherit=True) if expr else None
-        return mod_code, expr_code
-
     def _flush_streams(self):
         for s in (sys.stdout, sys.stderr, self.stdout, self.stderr):
             try:
@@ -867,18 +1119,9 @@ class Kernel:
             except Exception:
                 pass
 
-    def _send_error(self, exc):
-        if self.error_sent:
-            return
-        self.error_sent = True
-        line = _error_line(exc)
-        self._flush_streams()
-        self.capture.drain()
-        self.conn.send(line)
-
     def execute(self, code, env_vars):
-        self.count += 1
-        n = self.count
+        shell = self.shell
+        n = shell.execution_count
         self.in_exec = True
         self.intr_pending = False
         self.error_sent = False
@@ -892,71 +1135,37 @@ class Kernel:
         self.capture.repair_fds()
         self._install_streams()
         builtins.input = _input
-        builtins.display = _display
-        builtins.__iris_shell__ = _shell
-        builtins.__iris_magic__ = _magic
-        builtins.__iris_cell_magic__ = _cell_magic
         saved = self._apply_env(env_vars)
-        error = None
+        result = None
         try:
-            # Phase 1: the code and its value's representation (user code).
-            main = None
             try:
                 self._user_enter()
                 try:
-                    has_value, value = self._run_cell(code, "<cell-%d>" % n)
-                    if has_value and value is not None:
-                        self.ns["_"] = value
-                        main = self._format(value)
+                    result = shell.run_cell(code, store_history=True)
                 finally:
                     self._user_leave()
-            except BaseException as e:
-                error = e
-            if error is not None:
-                self._send_error(error)
-            elif main is not None:
-                self._flush_streams()
-                self.capture.drain()
-                self.conn.send(self._result_line(main[0], main[1], True))
-            # Phase 2: figures left open (skipped after an interrupt).
-            figures = self._open_figures()
-            if figures and not isinstance(error, KeyboardInterrupt):
-                for fig in figures:
-                    fields = None
-                    try:
-                        self._user_enter()
-                        try:
-                            fields = self._figure_fields(fig)
-                        finally:
-                            self._user_leave()
-                    except BaseException as e:
-                        self._send_error(e)
-                        if isinstance(e, KeyboardInterrupt):
-                            break
-                    if fields is not None:
-                        self._flush_streams()
-                        self.capture.drain()
-                        self.conn.send(self._result_line(fields[0], fields[1], False))
-            if figures:
-                plt = sys.modules.get("matplotlib.pyplot")
-                try:
-                    plt.close("all")
-                except Exception:
-                    pass
+            except BaseException as e:        # interrupted outside the cell's code
+                self.send_error(e)
+            if result is not None:
+                err = result.error_before_exec or result.error_in_exec
+                if err is not None:
+                    self.send_error(err)      # if its display did not get through
         except BaseException as e:            # a bug of ours: still end cleanly
             self.intr_enabled = False
             try:
-                self._send_error(e)
+                self.send_error(e)
             except BaseException:
                 pass
         finally:
             self.intr_enabled = False
+            if shell.execution_count <= n:    # IPython skips it when interrupted
+                shell.execution_count = n + 1
             self._restore_env(saved)
             self._flush_streams()
             self.capture.end({"type": "end_of_execution"})
             self.in_exec = False
             self.intr_pending = False
-            error = None              # drop references to the cell's frames
+            result = None             # drop references to the cell's frames
 
     def bad_request(self, message):
         self.conn.send({"type": "error", "name": "InvalidRequest", "value": message,
@@ -989,19 +1198,6 @@ class Kernel:
                 self.log("unknown op skipped: %r" % (op,))
 
 
-def prewarm():
-    """In the zygote, before any fork: compile a cell the way execute()
-    does, so the caches that fills (tokenize's regular expressions, above
-    all) are made once here and shared, not rebuilt by every kernel (about
-    5 ms of CPU per fork).  Runs no user code and keeps no state a kernel
-    could see."""
-    cell = "x = 1\nx;\n"
-    Kernel._suppressed(cell)
-    for mode, src in (("exec", cell), ("eval", "x")):
-        compile(ast.parse(src, "<prewarm>", mode), "<prewarm>", mode,
-                flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-
-
 def main(context=None, zygote=False):
     global _KERNEL
     if context is None:
@@ -1026,8 +1222,7 @@ def main(context=None, zygote=False):
                                              dtype=np.uint32))
             except Exception:
                 pass
-    here = os.path.dirname(_KERNEL_FILE)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here or p == ""]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE or p == ""]
     if not sys.path or sys.path[0] != "":
         sys.path.insert(0, "")
     sys.argv = [""]
@@ -1038,7 +1233,8 @@ def main(context=None, zygote=False):
                "pid": os.getpid()})
     log_fd = os.dup(2)                     # the sandbox log, before fd 2 is captured
     conn.log_fd = log_fd
-    kernel = Kernel(conn, context, log_fd)
+    shell = prepare()                      # built already in a zygote
+    kernel = Kernel(conn, context, log_fd, shell)
     kernel.sigint_handler = early_sigint
     _KERNEL = kernel
     holder["k"] = kernel

@@ -354,9 +354,17 @@ class Baseline:
 
 
 def preload():
-    """Import the data stack so forked Python kernels start with it loaded."""
+    """Import the data stack so forked Python kernels start with it loaded:
+    the IPython shell first (kernel_python.prepare(), so that matplotlib
+    comes up on the inline backend), then numpy, pandas, matplotlib and
+    PIL, each warmed."""
     t0 = time.monotonic()
     os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        import kernel_python
+        kernel_python.prepare()
+    except Exception as e:  # pragma: no cover - depends on the image
+        log("preload IPython failed: %r" % (e,))
     try:
         import numpy  # noqa: F401
     except Exception as e:  # pragma: no cover - depends on the image
@@ -371,8 +379,6 @@ def preload():
         log("preload pandas failed: %r" % (e,))
     try:
         import io
-        import matplotlib
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         # Warm the font cache and the Agg renderer (MPLCONFIGDIR is fresh in
         # every sandbox, so the first figure would otherwise build the cache).
@@ -380,8 +386,24 @@ def preload():
         fig.add_subplot().plot([0, 1])
         fig.savefig(io.BytesIO(), format="png")
         plt.close("all")
+        try:
+            from matplotlib_inline.backend_inline import show
+            show._draw_called = False       # the warm-up is not a kernel's figure
+        except ImportError:
+            pass
     except Exception as e:  # pragma: no cover
         log("preload matplotlib failed: %r" % (e,))
+    try:
+        import PIL.Image  # noqa: F401
+        import PIL.ImageShow  # noqa: F401
+    except Exception as e:  # pragma: no cover
+        log("preload PIL failed: %r" % (e,))
+    try:
+        import iris_charts  # noqa: F401  (optional: the figures' `chart`)
+    except ImportError:
+        pass
+    except Exception as e:  # pragma: no cover
+        log("preload iris_charts failed: %r" % (e,))
     log("preload took %.0f ms" % ((time.monotonic() - t0) * 1000))
 
 
@@ -728,10 +750,12 @@ def main():
     do_preload = "--preload" in args
     if do_preload:
         preload()
-    # Import the Python kernel now so that a fork needs no import work.
+    # Import the Python kernel (and, preloading, build its IPython shell)
+    # now so that a fork needs no import or construction work.
     try:
         import kernel_python
-        kernel_python.prewarm()
+        if do_preload:
+            kernel_python.prepare()
     except Exception as e:
         log("cannot import kernel_python: %r" % (e,))
     gc.collect()

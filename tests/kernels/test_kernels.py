@@ -444,7 +444,10 @@ def test_python_values(py):
     assert py.run("[1, 2.5, {'a': None}]").text == "[1, 2.5, {'a': None}]"
     assert py.run("__name__").text == "__main__"
     ns = py.run("sorted(k for k in globals() if not k.startswith('__'))").text
-    assert ns == "['_', 'i', 'y']"          # '_': the last value, as in IPython
+    # IPython's namespace: In/Out, '_' (the last value), '_i' (the last input)
+    for name in ("'In'", "'Out'", "'_'", "'_i'", "'i'", "'y'", "'get_ipython'"):
+        assert name in ns, ns
+    assert py.run("y * 2").text == "6" and py.run("_ + 1").text == "7"
 
 
 def test_python_stdout_streams_live(py):
@@ -624,9 +627,10 @@ def test_python_shell_escape(py):
     r = py.run("%matplotlib inline\nimport os\n%cd /tmp\n%pwd")
     assert r.error is None, r
     assert r.stdout == "/tmp\n" and r.text == "/tmp"
-    r = py.run("%%writefile magic.txt\nline\n")
-    assert r.stdout == "Writing magic.txt\n"
-    assert py.run("%%bash\ncat magic.txt; echo $0").stdout == "line\n/bin/bash\n"
+    name = "magic-%d.txt" % py.pid
+    r = py.run("%%%%writefile %s\nline\n" % name)
+    assert r.stdout == "Writing %s\n" % name
+    assert py.run("%%%%bash\ncat %s; echo $0" % name).stdout == "line\nbash\n"
     assert py.run("%nosuchmagic x").error["name"] == "UsageError"
 
 
