@@ -4,7 +4,7 @@
 # Sourced, never run; the caller sets IRIS_ROOT (the repo's top directory).
 
 # Everything the build, the run script and the tests use.
-IRIS_PACKAGES=(
+IRIS_DEBIAN_PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libjson-c-dev libsqlite3-dev sqlite3
 	libcurl4-openssl-dev libssl-dev libcmocka-dev libmicrohttpd-dev
@@ -36,10 +36,10 @@ iris_as_root() {
 	fi
 }
 
-# Prints the packages of IRIS_PACKAGES that are not installed.
+# Prints the packages of IRIS_DEBIAN_PACKAGES that are not installed.
 iris_missing_packages() {
 	local pkg status
-	for pkg in "${IRIS_PACKAGES[@]}"; do
+	for pkg in "${IRIS_DEBIAN_PACKAGES[@]}"; do
 		status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) || status=
 		[ "$status" = installed ] || printf '%s\n' "$pkg"
 	done
