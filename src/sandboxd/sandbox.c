@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -1279,6 +1280,17 @@ kill_matching(int (*match)(struct sandbox *))
 	free(list);
 }
 
+static int
+remove_entry(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
 void
 sandbox_kill_all(void)
 {
@@ -1287,7 +1299,10 @@ sandbox_kill_all(void)
 	DIR *d;
 
 	kill_matching(match_all);
-	/* Then what we made at start: nothing of ours is left behind. */
+	/* Then what we made at start: nothing of ours is left behind (the
+	 * node kernel's packages are a tree of ours, no sandbox's). */
+	if (pathf(path, "%s/node", progs_dir) == 0)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	if ((d = opendir(progs_dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.' &&
