@@ -408,6 +408,7 @@ function drain(final) {
     unlock();
   }
 }
+parentPort.postMessage({ ready: true });
 parentPort.on('message', (m) => {
   if (m.sockFd !== undefined) sockFd = m.sockFd;
   if (m.drain !== undefined) {
@@ -422,16 +423,22 @@ parentPort.on('message', (m) => {
 let reader = null;
 let drainSeq = 0;
 
+// Resolves once the reader runs (or there is none): the kernel says hello
+// only then, so the first execution does not wait for the thread to start.
 function startReader() {
-  if (!PIPE_FDS.every((fd) => Number.isInteger(fd) && fd > 2)) return;
-  try {
-    reader = new Worker(READER, { eval: true, workerData: { shared: shared.buffer, fds: PIPE_FDS } });
-    reader.on('error', (e) => { log(`output reader: ${e && e.stack}`); reader = null; });
-    reader.unref();
-  } catch (e) {
-    log(`no output reader: ${e && e.message}`);
-    reader = null;
-  }
+  if (!PIPE_FDS.every((fd) => Number.isInteger(fd) && fd > 2)) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      reader = new Worker(READER, { eval: true, workerData: { shared: shared.buffer, fds: PIPE_FDS } });
+      reader.once('message', resolve);
+      reader.on('error', (e) => { log(`output reader: ${e && e.stack}`); reader = null; resolve(); });
+      reader.unref();
+    } catch (e) {
+      log(`no output reader: ${e && e.message}`);
+      reader = null;
+      resolve();
+    }
+  });
 }
 
 function drain(final) {
@@ -886,11 +893,12 @@ function onData(chunk) {
   }
 }
 
-// TypeScript is loaded before hello, so the first cell does not wait for it.
+// TypeScript is loaded (and its transpiler warmed) before hello, so the
+// first cell does not wait for it.
 if (LANGUAGE === 'typescript') {
-  try { dep('typescript'); } catch (e) { log(e.message); }
+  try { transpile('const warm: number = 1\n', 0); } catch (e) { log(e.message); }
 }
-startReader();
+const readerUp = startReader();
 
 const sock = net.createConnection(SOCK_PATH);
 sock.on('connect', () => {
@@ -899,8 +907,10 @@ sock.on('connect', () => {
     log('cannot get the socket fd');
     process.exit(1);
   }
-  if (reader) reader.postMessage({ sockFd });
-  send({ type: 'hello', context: CONTEXT_ID, language: LANGUAGE, pid: process.pid });
+  readerUp.then(() => {
+    if (reader) reader.postMessage({ sockFd });
+    send({ type: 'hello', context: CONTEXT_ID, language: LANGUAGE, pid: process.pid });
+  });
 });
 sock.on('data', onData);
 sock.on('end', () => process.exit(0));
