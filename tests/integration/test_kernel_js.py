@@ -99,6 +99,22 @@ def test_child_output_captured(stack):
     assert res["logs"] == ["first", "from-child", "fd-one", "child-err", "last"]
 
 
+def test_typescript_session(stack):
+    r = stack.post("/api/iris/sandbox", json={"sessionId": "ts-sess", "language": "ts"})
+    assert r.status_code == 201, describe(r)
+    sid = r.json()["sandbox"]["sandboxId"]
+    row = stack.sql("SELECT language FROM sandboxes WHERE sandbox_id = ?", (sid,))[0]
+    assert row["language"] == "typescript"
+    run(stack, "const kept: number[] = [1, 2]", language="ts", sessionId="ts-sess")
+    res, r = run(stack, "kept.length", language="ts", sessionId="ts-sess")
+    assert r.json()["sandboxId"] == sid, describe(r)
+    assert [x["text"] for x in res["results"] if x["isMainResult"]] == ["2"], describe(r)
+    r = stack.post("/api/iris/sandbox", json={"language": "cobol"})
+    body = assert_error(r, 400, "invalid_request", field="language")
+    assert "typescript (ts)" in body["error"]["message"], describe(r)
+    stack.request("DELETE", "/api/iris/sandbox?sandboxId=" + sid)
+
+
 def test_unknown_language_names_the_field(stack):
     r = stack.execute({"code": "1", "language": "cobol"})
     body = assert_error(r, 400, "invalid_request", field="language")
