@@ -594,7 +594,59 @@ async function rewriteImports(code) {
 }
 
 // ---------------------------------------------------------------------------
-// TypeScript: transpiled only (no type check).
+// TypeScript: transpiled only (no type check).  Each cell's source and line
+// map are kept (16 MiB of sources at most, the oldest dropped first), so an
+// error's traceback names lines and columns of the TypeScript, even for a
+// function of an earlier cell.
+
+const MAX_TS_SOURCES = 16 << 20;
+const tsCells = new Map();      // n -> { lines, map: [[genCol, line, col], ...] per line }
+let tsSourceSize = 0;
+
+function remember(n, code, sourceMapText, shift) {
+  const ts = dep('typescript');
+  const map = [];
+  const it = ts.decodeMappings(JSON.parse(sourceMapText).mappings);
+  for (let r = it.next(); !r.done; r = it.next()) {
+    const m = r.value;
+    const line = m.generatedLine - shift;
+    if (line < 0 || m.sourceLine === undefined) continue;
+    (map[line] = map[line] || []).push([m.generatedCharacter, m.sourceLine, m.sourceCharacter]);
+  }
+  tsCells.set(n, { lines: code.split('\n'), map, size: code.length });
+  tsSourceSize += code.length;
+  for (const [k, cell] of tsCells) {
+    if (tsSourceSize <= MAX_TS_SOURCES || k === n) break;
+    tsCells.delete(k);
+    tsSourceSize -= cell.size;
+  }
+}
+
+// Line and column (1-based) of the TypeScript of cell n for those of the
+// JavaScript that ran; null if unknown.
+function sourcePosition(n, line, col) {
+  const cell = tsCells.get(n);
+  const row = cell && cell.map[line - 1];
+  if (!row || row.length === 0) return null;
+  let best = row[0];
+  for (const m of row) if (m[0] <= col - 1) best = m;
+  return [best[1] + 1, best[2] + 1];
+}
+
+function tsTraceback(tb) {
+  const header = /^<cell-(\d+)>:(\d+)\n[^\n]*\n[^\n]*\n\n/.exec(tb);
+  if (header) {
+    const pos = sourcePosition(Number(header[1]), Number(header[2]), 1);
+    const cell = tsCells.get(Number(header[1]));
+    if (pos && cell) {
+      tb = `<cell-${header[1]}>:${pos[0]}\n${cell.lines[pos[0] - 1]}\n\n${tb.slice(header[0].length)}`;
+    }
+  }
+  return tb.replace(/<cell-(\d+)>:(\d+):(\d+)/g, (all, n, line, col) => {
+    const pos = sourcePosition(Number(n), Number(line), Number(col));
+    return pos ? `<cell-${n}>:${pos[0]}:${pos[1]}` : all;
+  });
+}
 
 function transpile(code, n) {
   const ts = dep('typescript');
@@ -605,7 +657,7 @@ function transpile(code, n) {
       target: ts.ScriptTarget.ES2022,
       module: ts.ModuleKind.ESNext,
       verbatimModuleSyntax: true,    // keep imports a later cell may use
-      sourceMap: false,
+      sourceMap: true,
     },
   });
   const errors = (out.diagnostics || []).filter((d) => d.category === ts.DiagnosticCategory.Error);
@@ -621,10 +673,15 @@ function transpile(code, n) {
     err.stack = `SyntaxError: TS${d.code}: ${text}\n    at <cell-${n}>${where}`;
     throw err;
   }
-  let js = out.outputText;
+  let js = out.outputText.replace(/\n\/\/# sourceMappingURL=[^\n]*\s*$/, '\n');
+  let shift = 0;
   // ES modules are strict, and TypeScript says so; a cell is a script.
   if (js.startsWith('"use strict";\n') && !/^\s*(['"])use strict\1/.test(code)) {
     js = js.slice('"use strict";\n'.length);
+    shift = 1;
+  }
+  if (n > 0 && out.sourceMapText) {
+    try { remember(n, code, out.sourceMapText, shift); } catch (e) { log(`no line map: ${e && e.message}`); }
   }
   return js;
 }
@@ -663,6 +720,7 @@ function errorLine(e) {
       name = String(e.name || (e.constructor && e.constructor.name) || 'Error');
       value = e.message;
       tb = cleanStack(typeof e.stack === 'string' ? e.stack : `${name}: ${value}`);
+      if (LANGUAGE === 'typescript') tb = tsTraceback(tb);
     } else {
       name = 'Uncaught';
       value = formatValue(e);

@@ -161,6 +161,21 @@ def test_typescript_syntax_error(ts):
     assert ok(ts, "1 + 1").text == "2"          # the kernel is fine
 
 
+def test_typescript_tracebacks_name_typescript_lines(ts):
+    # Interfaces and blank lines are gone from the JavaScript that runs;
+    # the traceback still names the lines of the cell as written.
+    ok(ts, "interface A { a: number }\n\n\ntype B = string\n"
+           "function fails(): void {\n  throw new RangeError('deep')\n}\n")
+    r = ts.run("interface C {}\n\nfails()")
+    assert r.error["name"] == "RangeError", r
+    tb = r.error["traceback"]
+    cell = "<cell-%d>" % (r.count - 1)
+    assert "at fails (%s:6:9)" % cell in tb and "<cell-%d>:3:1" % r.count in tb, tb
+    r = ts.run("interface D { d: string }\nconst d: D = null as any\nd.d.length")
+    assert r.error["name"] == "TypeError", r
+    assert r.error["traceback"].startswith("<cell-%d>:3\nd.d.length\n" % r.count), r.error
+
+
 def test_typescript_and_javascript_states_apart(sup, ts, js):
     ok(ts, "let shared: number = 1")
     r = js.run("shared")
