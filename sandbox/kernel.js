@@ -686,6 +686,15 @@ function transpile(code, n) {
   return js;
 }
 
+// As node's REPL (and runCode for JavaScript): `{ a: 1 }` is an object
+// literal, not a block.
+function transpileCell(code, n) {
+  if (/^\s*\{/.test(code) && !/;\s*$/.test(code)) {
+    try { return transpile(`(${code}\n)`, n); } catch (_) { /* a block after all */ }
+  }
+  return transpile(code, n);
+}
+
 // ---------------------------------------------------------------------------
 // Results and errors.
 
@@ -839,7 +848,7 @@ async function execute(req) {
     let hasValue = false;
     let value;
     let code = req.code;
-    if (LANGUAGE === 'typescript') code = transpile(code, state.n);
+    if (LANGUAGE === 'typescript') code = transpileCell(code, state.n);
     code = await rewriteImports(code);
     const r = runCode(code, state.n);
     if (r.async) {

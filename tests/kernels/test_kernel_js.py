@@ -139,6 +139,8 @@ def test_typescript_runs_transpiled(ts):
     assert r.text == "52"
     # State persists between cells, enums included.
     assert ok(ts, "Color[1] + ' ' + message").text == "Green Hello World!"
+    assert ok(ts, "{ a: 1 }").text == "{ a: 1 }"              # as in node's REPL
+    assert ok(ts, "{ let inner: number = 2; inner }").text == "2"
 
 
 def test_typescript_imports(ts):
