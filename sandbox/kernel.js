@@ -245,9 +245,13 @@ function flushDecoders() {
 function makeStream(name, fd) {
   const s = new EventEmitter();
   s.write = function write(chunk, encoding, cb) {
-    if (typeof chunk === 'string') emitStream(name, decoders[name].write(Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8')));
-    else if (chunk instanceof Uint8Array) emitBytes(name, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    else emitStream(name, String(chunk));
+    if (typeof chunk === 'string') {
+      emitBytes(name, Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8'));
+    } else if (chunk instanceof Uint8Array) {
+      emitBytes(name, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    } else {
+      emitStream(name, String(chunk));
+    }
     if (typeof encoding === 'function') encoding();
     else if (typeof cb === 'function') cb();
     return true;
@@ -842,6 +846,7 @@ async function execute(req) {
   const pending = idle.splice(0, idle.length);
   idleSize = 0;
   for (const [name, text] of pending) emitStream(name, text);
+  flushDecoders();                // what was left between executions
   drain(false);
   const saved = applyEnv(req.env_vars);
   try {
