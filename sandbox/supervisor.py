@@ -26,7 +26,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LANGUAGES = ("python", "javascript", "bash")
+LANGUAGES = ("python", "javascript", "typescript", "bash")
+# The node kernel's fds (kernel.js): read ends of the pipes at its fds 1/2,
+# and the sandbox log.
+NODE_FDS = (3, 4, 5)
 MAX_LINE = 1 << 20          # a control line longer than this is dropped
 MAX_CONTEXT_ID = 256
 # Where user code can write (docs/sandbox-internals.md): what a scrub empties.
@@ -407,6 +410,25 @@ def preload():
     log("preload took %.0f ms" % ((time.monotonic() - t0) * 1000))
 
 
+def node_pipes():
+    """For the node kernel, before its exec: fds 1 and 2 become pipes whose
+    read ends it gets at NODE_FDS[0:2] (its children inherit the write ends,
+    so their output is captured too), the sandbox log moves to NODE_FDS[2].
+    node itself cannot make pipes or move fds."""
+    import fcntl
+    log_fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 10)
+    ends = []
+    for _ in range(2):
+        for fd in os.pipe():
+            ends.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+            os.close(fd)
+    out_r, out_w, err_r, err_w = ends
+    for src, dst in ((out_w, 1), (err_w, 2), (out_r, NODE_FDS[0]),
+                     (err_r, NODE_FDS[1]), (log_fd, NODE_FDS[2])):
+        os.dup2(src, dst)                       # inheritable
+        os.close(src)
+
+
 class Supervisor:
     def __init__(self):
         self.kernels = {}            # pid -> context id
@@ -503,7 +525,7 @@ class Supervisor:
                        "message": "env must map names to strings"})
             return
         argv = None
-        if lang == "javascript":
+        if lang in ("javascript", "typescript"):
             node = None
             for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
                 p = os.path.join(d or ".", "node")
@@ -514,8 +536,11 @@ class Supervisor:
                 self.emit({"op": "error", "context": ctx, "message": "node not found"})
                 return
             # --expose-internals gives kernel.js node's own REPL rewriter
-            # for top-level await (internal/repl/await).
-            argv = [node, "--expose-internals", os.path.join(HERE, "kernel.js"), ctx]
+            # for top-level await (internal/repl/await);
+            # --experimental-vm-modules, a cell's dynamic import().
+            argv = [node, "--expose-internals", "--experimental-vm-modules",
+                    os.path.join(HERE, "kernel.js"), ctx, lang] + \
+                [str(fd) for fd in NODE_FDS]
         elif lang == "bash":
             argv = [sys.executable, os.path.join(HERE, "kernel_bash.py"), ctx]
         try:
@@ -560,6 +585,8 @@ class Supervisor:
             if devnull > 2:
                 os.close(devnull)
             os.chdir(cwd)
+            if lang in ("javascript", "typescript"):
+                node_pipes()
             if argv is not None:
                 for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
                     signal.signal(s, signal.SIG_DFL)

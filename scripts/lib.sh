@@ -86,6 +86,13 @@ iris_install_packages() {
 	[ "${#missing[@]}" -eq 0 ] || iris_die "still missing after apt-get: ${missing[*]}"
 }
 
+# The npm packages the JavaScript/TypeScript kernel loads inside sandboxes
+# (sandbox/node: acorn, typescript), from their lockfile.
+iris_install_sandbox_node() {
+	"$IRIS_ROOT/sandbox/node/install" ||
+		iris_die "sandbox/node/install failed (is the npm registry reachable?)"
+}
+
 # iris_build BUILDDIR [CONFIGURE-ARG...]
 # Generates configure when absent, configures BUILDDIR when it has no
 # Makefile (BUILDDIR other than IRIS_ROOT holds a copy of the sources,

@@ -314,7 +314,8 @@ check_language(struct run *r, const struct field *f, struct json_object *v)
 {
 	static const char *const names[][2] = {
 		{ "python", "python" }, { "javascript", "javascript" },
-		{ "js", "javascript" }, { "bash", "bash" },
+		{ "js", "javascript" }, { "typescript", "typescript" },
+		{ "ts", "typescript" }, { "bash", "bash" },
 	};
 	const char *s;
 	size_t i;
@@ -328,7 +329,8 @@ check_language(struct run *r, const struct field *f, struct json_object *v)
 				return 0;
 			}
 	}
-	return bad(r, f->name, "must be one of python, javascript (js), bash");
+	return bad(r, f->name, "must be one of python, javascript (js), "
+	    "typescript (ts), bash");
 }
 
 /* 1 if v is a string that is a valid id. */

@@ -168,11 +168,14 @@ parse_create(struct request *req, const char **session, const char **lang,
 
 			if (strcmp(l, "js") == 0)
 				l = "javascript";
+			if (strcmp(l, "ts") == 0)
+				l = "typescript";
 			if (strcmp(l, "python") && strcmp(l, "javascript") &&
-			    strcmp(l, "bash")) {
+			    strcmp(l, "typescript") && strcmp(l, "bash")) {
 				reply_error(req, 400, "invalid_request",
 				    "language", "language must be one of "
-				    "python, javascript (js), bash");
+				    "python, javascript (js), typescript (ts), "
+				    "bash");
 				return -1;
 			}
 			*lang = l;

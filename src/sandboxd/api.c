@@ -352,6 +352,10 @@ create_sandbox(struct http_req *req)
 		api_error(req, 500, "the sandbox could not be started");
 	else {
 		sandbox_set_timeout(sb, timeout);
+		/* Listed from the start, started on first use. */
+		if (kernel_context_defaults(sb) == -1)
+			log_warnx("sandbox %s: its default contexts could not "
+			    "be listed", sandbox_id(sb));
 		http_reply_json(req, 201, sandbox_json(sb, 0, secure));
 		sandbox_put(sb);
 	}

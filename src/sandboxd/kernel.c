@@ -75,6 +75,7 @@ kernel_language(const char *name)
 	static const char *const names[][2] = {
 		{ "python", "python" }, { "python3", "python" },
 		{ "javascript", "javascript" }, { "js", "javascript" },
+		{ "typescript", "typescript" }, { "ts", "typescript" },
 		{ "bash", "bash" }, { "sh", "bash" },
 	};
 	size_t i;
@@ -364,6 +365,26 @@ kernel_context_find(struct sandbox *sb, const char *id)
 	return ctx;
 }
 
+/*
+ * The default context of language, linked (the newest last) if there is
+ * none; the sandbox lock is held.  Its kernel starts on first use, in
+ * turn, so a second caller finds this one.  NULL if out of memory.
+ */
+static struct context *
+default_locked(struct sandbox *sb, const char *language)
+{
+	struct context *ctx, **pp;
+
+	if ((ctx = find_locked(sb, NULL, language)) != NULL)
+		return ctx;
+	if ((ctx = context_alloc(sb, language, NULL)) == NULL)
+		return NULL;
+	for (pp = sandbox_contexts(sb); *pp; pp = &(*pp)->next)
+		;
+	*pp = ctx;
+	return ctx;
+}
+
 struct context *
 kernel_context_default(struct sandbox *sb, const char *language, char *err,
     size_t errlen)
@@ -371,20 +392,29 @@ kernel_context_default(struct sandbox *sb, const char *language, char *err,
 	struct context *ctx;
 
 	sandbox_lock(sb);
-	ctx = find_locked(sb, NULL, language);
-	if (ctx == NULL && (ctx = context_alloc(sb, language, NULL)) != NULL) {
-		/* Linked at once, so a second caller finds this one; its
-		 * kernel starts on first use, in turn. */
-		struct context **pp;
-
-		for (pp = sandbox_contexts(sb); *pp; pp = &(*pp)->next)
-			;
-		*pp = ctx;
-	}
+	ctx = default_locked(sb, language);
 	sandbox_unlock(sb);
 	if (ctx == NULL)
 		snprintf(err, errlen, "out of memory");
 	return ctx;
+}
+
+int
+kernel_context_defaults(struct sandbox *sb)
+{
+	static const char *const languages[] = { "python", "javascript" };
+	struct context *ctx;
+	size_t i;
+	int rc = 0;
+
+	sandbox_lock(sb);
+	for (i = 0; i < sizeof(languages) / sizeof(languages[0]); i++) {
+		if ((ctx = default_locked(sb, languages[i])) == NULL)
+			rc = -1;
+		kernel_context_put(ctx);
+	}
+	sandbox_unlock(sb);
+	return rc;
 }
 
 /* Waits for ctx's turn: executions and admin work run one at a time. */

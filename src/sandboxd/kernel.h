@@ -33,6 +33,15 @@ struct context	*kernel_context_find(struct sandbox *sb, const char *id);
 struct context	*kernel_context_default(struct sandbox *sb,
 		    const char *language, char *err, size_t errlen);
 
+/*
+ * Makes sure sb lists the default contexts a sandbox starts with, as E2B's
+ * do: python, then javascript (after any there are already).  Those not
+ * there yet are only listed: each kernel starts on its context's first
+ * use, so no sandbox pays for a node process it never uses.  -1 if out of
+ * memory.
+ */
+int		 kernel_context_defaults(struct sandbox *sb);
+
 void		 kernel_context_put(struct context *ctx);
 
 /* Kills the kernel and starts a fresh one (after running executions). */

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -223,6 +224,79 @@ copy_file(const char *from, const char *to)
 	return rv;
 }
 
+/* 1 if rel is a relative path without "." or ".." components. */
+static int
+plain_relative(const char *rel)
+{
+	const char *p = rel;
+	size_t n;
+
+	if (*rel == '\0' || *rel == '/')
+		return 0;
+	for (;;) {
+		n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		if (p[n] == '\0')
+			return 1;
+		p += n + 1;
+	}
+}
+
+/* Copies cfg->progs_dir's rel into progs_dir, making its directories. */
+static int
+copy_program_file(const char *rel)
+{
+	char from[PATH_MAX], to[PATH_MAX], *slash;
+
+	if (pathf(from, "%s/%s", cfg->progs_dir, rel) == -1 ||
+	    pathf(to, "%s/%s", progs_dir, rel) == -1)
+		return -1;
+	for (slash = to + strlen(progs_dir) + 1; (slash = strchr(slash, '/'));
+	    slash++) {
+		*slash = '\0';
+		if (mkdir(to, 0755) == -1 && errno != EEXIST)
+			return -1;
+		*slash = '/';
+	}
+	return copy_file(from, to);
+}
+
+/*
+ * The node kernel's npm packages (sandbox/node, installed by
+ * sandbox/node/install): only the files node/runtime-files names.  Missing
+ * ones are logged, not fatal: without them a JavaScript cell's import
+ * declarations and TypeScript cells fail, with an error saying why.
+ */
+static void
+copy_node_files(void)
+{
+	char list[PATH_MAX], line[PATH_MAX], rel[PATH_MAX];
+	FILE *f;
+	size_t n;
+	int missing = 0;
+
+	if (pathf(list, "%s/node/runtime-files", cfg->progs_dir) == -1 ||
+	    (f = fopen(list, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		n = strcspn(line, "\r\n");
+		line[n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (!plain_relative(line) ||
+		    pathf(rel, "node/%s", line) == -1 ||
+		    copy_program_file(rel) == -1)
+			missing++;
+	}
+	fclose(f);
+	if (missing)
+		log_warnx("%d of the JavaScript kernel's files are missing from "
+		    "%s/node (run sandbox/node/install): its import declarations "
+		    "and TypeScript will fail", missing, cfg->progs_dir);
+}
+
 /*
  * Copies the sandbox programs into our state dir: bwrap runs as the
  * slot's uid, which may not be able to reach the repo (under /root, say),
@@ -254,6 +328,8 @@ copy_programs(void)
 		}
 	}
 	closedir(d);
+	if (rv == 0)
+		copy_node_files();
 	return rv;
 }
 
@@ -460,6 +536,9 @@ bwrap_argv(struct sandbox *sb, int preload, struct json_object *env_vars,
 	ARG("--perms"); ARG("0700");
 	ARG("--size"); ARG(SAVE("%ld", cfg->limits.home_mb * 1024 * 1024));
 	ARG("--tmpfs"); ARG("/home/user");
+	/* The one user's home is root's too: E2B's code runs as root, and
+	 * its clients ask for /root as a context's cwd. */
+	ARG("--symlink"); ARG("home/user"); ARG("/root");
 	ARG("--ro-bind"); ARG(progs_dir); ARG("/opt/iris");
 	/* Read-only: kernels connect to its socket, nothing more. */
 	ARG("--ro-bind"); ARG(SAVE("%s/run", sb->dir)); ARG("/run/iris");
@@ -1201,6 +1280,17 @@ kill_matching(int (*match)(struct sandbox *))
 	free(list);
 }
 
+static int
+remove_entry(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
 void
 sandbox_kill_all(void)
 {
@@ -1209,7 +1299,10 @@ sandbox_kill_all(void)
 	DIR *d;
 
 	kill_matching(match_all);
-	/* Then what we made at start: nothing of ours is left behind. */
+	/* Then what we made at start: nothing of ours is left behind (the
+	 * node kernel's packages are a tree of ours, no sandbox's). */
+	if (pathf(path, "%s/node", progs_dir) == 0)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	if ((d = opendir(progs_dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.' &&

@@ -196,7 +196,7 @@ print(json.dumps(out))
 
 def test_host_files_invisible(daemon, a, secret_db):
     paths = [str(daemon.key_file), str(daemon.key_file.parent), secret_db, SECRET_DIR,
-             "/var/lib", "/etc/shadow", "/etc/gshadow", "/root", "/root/.ssh",
+             "/var/lib", "/etc/shadow", "/etc/gshadow", "/root/.ssh",
              str(daemon.state_dir), str(daemon.state_dir / "sandboxes"),
              str(daemon.state_dir / "sandboxes" / a), str(SRCDIR), str(SRCDIR / ".git"),
              "/etc/hostname", "/etc/hosts", "/etc/ssh", "/sys/fs/cgroup", "/var/run"]
@@ -211,6 +211,10 @@ def test_host_files_invisible(daemon, a, secret_db):
     with open("/etc/passwd") as f:
         assert out["passwd"] != f.read()
     assert out["passwd"].count("\n") <= 4, out["passwd"]
+    # /root is not the host's: it is the sandbox's own home, under another name.
+    assert probe(daemon, a, "import json, os\nprint(json.dumps([os.path.realpath('/root'), "
+                            "os.listdir('/root') == os.listdir('/home/user')]))") == \
+        ["/home/user", True]
 
 
 def test_other_sandboxes_invisible(daemon, a, b):

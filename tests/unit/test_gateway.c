@@ -953,6 +953,10 @@ test_execute_language(void **state)
 	assert_string_equal(fx->er.language, "javascript");
 	expect_valid(fx, "{\"code\":\"x\",\"language\":\"javascript\"}");
 	assert_string_equal(fx->er.language, "javascript");
+	expect_valid(fx, "{\"code\":\"x\",\"language\":\"ts\"}");
+	assert_string_equal(fx->er.language, "typescript");
+	expect_valid(fx, "{\"code\":\"x\",\"language\":\"typescript\"}");
+	assert_string_equal(fx->er.language, "typescript");
 	expect_valid(fx, "{\"code\":\"x\",\"language\":\"bash\"}");
 	assert_string_equal(fx->er.language, "bash");
 	expect_valid(fx, "{\"code\":\"x\",\"language\":\"python\"}");
