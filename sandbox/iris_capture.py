@@ -15,9 +15,11 @@ import os
 import selectors
 import signal
 import threading
+import time
 
 MAX_TEXT = 65536              # characters of text per stdout/stderr line
 MAX_IDLE_OUTPUT = 65536       # output kept between executions
+FLUSH_AFTER = 0.2             # s a partial line waits before it is sent
 
 
 def _now():
@@ -192,9 +194,57 @@ class Capture:
 
     def end(self, last):
         self.drain()
+        # Each execution's bytes are decoded on their own: a sequence left
+        # incomplete at its end is U+FFFD here, never the next one's start.
+        with self.read_lock:
+            for name in self.STREAMS:
+                text = self.decoders[name].decode(b"", True)
+                self.decoders[name].reset()
+                if text:
+                    self._forward(name, text)
         with self.conn.lock:
             self.active = False
             self.conn.send_locked(last)
+
+
+class _Flusher:
+    """Sends writers' partial lines FLUSH_AFTER s after they were begun (as
+    Jupyter does), so ``print("x", end="")`` shows while the code runs.
+    One thread per process, started on first use."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.due = {}             # writer -> monotonic deadline
+        self.pid = None
+
+    def arm(self, writer):
+        with self.cond:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.due = {}
+                threading.Thread(target=self._run, name="iris-flush", daemon=True).start()
+            if writer not in self.due:
+                self.due[writer] = time.monotonic() + FLUSH_AFTER
+                self.cond.notify()
+
+    def _run(self):
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                ready = [w for w, t in self.due.items() if t <= now]
+                if not ready:
+                    self.cond.wait(min(self.due.values()) - now if self.due else None)
+                    continue
+                for w in ready:
+                    del self.due[w]
+            for w in ready:
+                try:
+                    w.flush()
+                except Exception:
+                    pass
+
+
+_flusher = _Flusher()
 
 
 class _BinaryWriter:
@@ -286,6 +336,8 @@ class _Writer(io.TextIOBase):
             self._size += len(s)
             if "\n" in s or "\r" in s or self._size >= 8192:
                 self._flush_locked()
+            elif os.getpid() == self._pid:
+                _flusher.arm(self)
         return len(s)
 
     def writelines(self, lines):
