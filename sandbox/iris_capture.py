@@ -5,7 +5,11 @@ path.  Contract: docs/sandbox-internals.md.
 
 Capture(conn) needs of conn only ``lock`` (a threading.Lock),
 ``send_locked(obj)`` (one JSON line; called with the lock held) and
-``log_fd`` (the sandbox log, for its own failure).
+``log_fd`` (the sandbox log, for its own failure).  It replaces ``os.write``
+with a wrapper that keeps this process's fd 1/2 writes in order across the
+two streams (see _install_fd_writes).  Interface used by the kernel:
+``Capture(conn)``, ``begin()``, ``end(last)``, ``drain()``, ``repair_fds()``,
+``write_direct(name, text)``, ``_Writer(fd, name, sink)``.
 """
 
 import codecs
@@ -60,10 +64,12 @@ class Capture:
         self.requested = 0
         self.done = 0
         # Reading the pipes and sending Python-level writes take turns, so
-        # both streams keep the order in which they were written.
-        self.read_lock = threading.Lock()
+        # both streams keep the order in which they were written.  (An
+        # RLock: a signal handler's os.write may come while it is held.)
+        self.read_lock = threading.RLock()
         self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
         self.thread.start()
+        self._install_fd_writes()
 
     def repair_fds(self):
         """Point fds 0/1/2 at /dev/null and the pipes again (user code may
@@ -149,16 +155,43 @@ class Capture:
                 if not self._read_once(name):
                     break
 
+    def _drain_locked(self):
+        for n in self.STREAMS:
+            for _ in range(1024):
+                if not self._read_once_locked(n):
+                    break
+
     def write_direct(self, name, text):
         """A Python-level write (print): whatever fds 1 and 2 got before it
         goes first, then it, straight to the socket -- so stdout and stderr
         lines keep their order across the two streams."""
         with self.read_lock:
-            for n in self.STREAMS:
-                for _ in range(1024):
-                    if not self._read_once_locked(n):
-                        break
+            self._drain_locked()
             self._forward(name, text)
+
+    def _install_fd_writes(self):
+        """os.write of this process to fd 1 after fd 2 (or 2 after 1) first
+        sends what the pipes hold, so the kernel's own fd-level writes
+        (os.write, sys.stdout.buffer) keep their order across the two
+        streams; writes to the stream last written go to its pipe at full
+        speed.  Every write is still the real os.write (same errors, same
+        blocking); forked children only write."""
+        real = os.write
+        pid = os.getpid()
+        last = [1]
+
+        def write(fd, data, /):
+            if (fd == 1 or fd == 2) and fd != last[0]:
+                last[0] = fd
+                if os.getpid() == pid:
+                    with self.read_lock:
+                        self._drain_locked()
+            return real(fd, data)
+
+        write.__doc__ = real.__doc__
+        write.__module__ = real.__module__
+        write.__qualname__ = write.__name__ = real.__name__
+        os.write = write
 
     def _forward(self, name, text):
         with self.conn.lock:

@@ -119,3 +119,68 @@ def test_bash_underscore_tail_is_sent_while_running(sh, tmp_path):
     assert line == {**line, "type": "stdout", "text": "_"}, line
     flag.touch()
     sh.collect(timeout=60)
+
+
+# --- stdout and stderr in the order written -----------------------------------
+
+def test_python_fd_writes_keep_their_order(py):
+    r = py.run("import os\n"
+               "for i in range(200):\n"
+               "    os.write(1, b'o%d\\n' % i)\n"
+               "    os.write(2, b'e%d\\n' % i)\n")
+    want = [(s, "%s%d\n" % (s[3], i)) for i in range(200) for s in ("stdout", "stderr")]
+    assert streams(r) == [(s, t) for s, t in want], streams(r)[:10]
+
+
+def test_python_print_fd_writes_and_buffer_writes_in_order(py):
+    r = py.run("import os, sys\n"
+               "print('p1')\nos.write(2, b'f2\\n')\nprint('p3', file=sys.stderr)\n"
+               "sys.stdout.buffer.write(b'b4\\n')\nos.write(1, memoryview(b'f5\\n'))\n"
+               "sys.stderr.buffer.write(bytearray(b'b6\\n'))\nprint('p7')\n")
+    assert streams(r) == [("stdout", "p1\n"), ("stderr", "f2\np3\n"), ("stdout", "b4\nf5\n"),
+                          ("stderr", "b6\n"), ("stdout", "p7\n")], streams(r)
+
+
+def test_python_os_write_keeps_its_contract(py, tmp_path):
+    path = tmp_path / "f"
+    r = py.run("import os\n"
+               "n = os.write(1, b'abc')\n"
+               "fd = os.open(%r, os.O_WRONLY | os.O_CREAT)\n"
+               "m = os.write(fd, b'to a file')\n"
+               "os.close(fd)\n"
+               "try:\n"
+               "    os.write(1, 'not bytes')\n"
+               "except TypeError as e:\n"
+               "    t = str(e)\n"
+               "(n, m, t)" % str(path))
+    assert r.stdout == "abc", r
+    assert r.text == "(3, 9, \"a bytes-like object is required, not 'str'\")", r
+    assert path.read_bytes() == b"to a file"
+    # fd 1 moved by the code: os.write follows it, as the real one does.
+    out = tmp_path / "out"
+    r = py.run("import os, sys\n"
+               "saved = os.dup(1)\n"
+               "fd = os.open(%r, os.O_WRONLY | os.O_CREAT)\n"
+               "os.dup2(fd, 1)\n"
+               "os.write(1, b'moved')\n"
+               "os.dup2(saved, 1)\n"
+               "os.write(1, b'back\\n')" % str(out))
+    assert r.stdout == "back\n", r
+    assert out.read_bytes() == b"moved"
+
+
+def test_python_forked_child_writes_to_the_fd(py):
+    r = py.run("import os\n"
+               "pid = os.fork()\n"
+               "if pid == 0:\n"
+               "    os.write(1, b'child\\n')\n"
+               "    os._exit(0)\n"
+               "os.waitpid(pid, 0)\n"
+               "os.write(1, b'parent\\n')")
+    assert r.stdout == "child\nparent\n", r
+
+
+def test_python_big_os_write_whole(py):
+    r = py.run("import os\nos.write(1, b'x' * (5 << 20))\nos.write(2, b'y' * 100000)")
+    assert r.stdout == "x" * (5 << 20)
+    assert r.stderr == "y" * 100000
