@@ -2,7 +2,7 @@
 bytes decoded on their own; one clean cut at the cap with one record of
 what was kept and dropped (never a marker in the text); logs that do not
 repeat a flood; capped final values; stdout and stderr in the order
-written; partial lines streamed while the code runs.
+written by the kernel itself; partial lines streamed while the code runs.
 """
 
 import json
@@ -145,6 +145,40 @@ def test_small_final_value_is_whole(stack):
     res, r = run(stack, BIG_REPR % 1000, "results")
     assert res["results"][0]["text"] == "<" + "y" * 1000 + ">"
     assert res["truncation"] is None
+
+
+# --- stdout and stderr in the order written --------------------------------------
+# (by the kernel process itself; other processes' writes keep their order
+# within a stream only: sandbox/README.md says why)
+
+def test_fd_writes_order_python(stack):
+    code = ("import os\n"
+            "for i in range(50):\n"
+            "    os.write(1, b'o%d\\n' % i)\n"
+            "    os.write(2, b'e%d\\n' % i)\n")
+    res, r = run(stack, code, "order")
+    assert res["logs"] == [x for i in range(50) for x in ("o%d" % i, "e%d" % i)], res["logs"]
+
+
+def test_print_and_fd_writes_order_python(stack):
+    code = ("import os, sys\n"
+            "print('p1')\nos.write(2, b'f2\\n')\nprint('p3', file=sys.stderr)\n"
+            "os.write(1, b'f4\\n')\nprint('p5')\n")
+    res, r = run(stack, code, "order")
+    assert res["logs"] == ["p1", "f2", "p3", "f4", "p5"], res["logs"]
+
+
+def test_large_fd_writes_still_whole(stack):
+    # Big single writes (cat's, a C program's) under the cap come whole.
+    code = ("import subprocess, sys\n"
+            "open('/tmp/big', 'w').write('c' * 900000)\n"
+            "subprocess.run([sys.executable, '-c', 'import os; os.write(1, b\"a\" * 600000)'],"
+            " check=True)\n"
+            "subprocess.run('echo; cat /tmp/big >&2', shell=True, check=True)\n")
+    res, r = run(stack, code, "order")
+    assert res["output"] == "a" * 600000 + "\n", len(res["output"])
+    assert res["stderr"] == "c" * 900000, len(res["stderr"])
+    assert res["truncated"] is False
 
 
 # --- partial lines streamed while the code runs -----------------------------------
