@@ -241,23 +241,28 @@ class Capture:
 
 
 class _Flusher:
-    """Sends writers' partial lines FLUSH_AFTER s after they were begun (as
+    """Sends a writer's partial line once it has waited FLUSH_AFTER s (as
     Jupyter does), so ``print("x", end="")`` shows while the code runs.
-    One thread per process, started on first use."""
+    One thread per process, started on first use; it sleeps when no
+    writer holds a partial line."""
 
     def __init__(self):
         self.cond = threading.Condition()
-        self.due = {}             # writer -> monotonic deadline
+        self.due = {}             # writer -> monotonic time to look at it
         self.pid = None
 
-    def arm(self, writer):
+    def arm(self, writer, when):
         with self.cond:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
                 self.due = {}
                 threading.Thread(target=self._run, name="iris-flush", daemon=True).start()
-            if writer not in self.due:
-                self.due[writer] = time.monotonic() + FLUSH_AFTER
+            writer._armed = True
+            if writer in self.due:
+                return
+            wake = not self.due or when < min(self.due.values())
+            self.due[writer] = when
+            if wake:
                 self.cond.notify()
 
     def _run(self):
@@ -271,10 +276,13 @@ class _Flusher:
                 for w in ready:
                     del self.due[w]
             for w in ready:
+                w._armed = False          # before its lock: a write now re-arms
                 try:
-                    w.flush()
+                    when = w._flush_stale(now)
                 except Exception:
-                    pass
+                    when = None
+                if when is not None:
+                    self.arm(w, when)
 
 
 _flusher = _Flusher()
@@ -326,6 +334,8 @@ class _Writer(io.TextIOBase):
         self._pid = os.getpid()
         self._buf = []
         self._size = 0
+        self._since = 0.0         # when the pending partial line began
+        self._armed = False       # the flusher will look at us
         self._lock = threading.RLock()
         self.buffer = _BinaryWriter(self)
 
@@ -365,13 +375,27 @@ class _Writer(io.TextIOBase):
         if not s:
             return 0
         with self._lock:
+            if not self._buf:
+                self._since = time.monotonic()
             self._buf.append(s)
             self._size += len(s)
             if "\n" in s or "\r" in s or self._size >= 8192:
                 self._flush_locked()
-            elif os.getpid() == self._pid:
-                _flusher.arm(self)
+            elif not self._armed and os.getpid() == self._pid:
+                _flusher.arm(self, self._since + FLUSH_AFTER)
         return len(s)
+
+    def _flush_stale(self, now):
+        """The flusher's call: flush a partial line begun FLUSH_AFTER s ago
+        or more (so one print's pieces stay together); else return when to
+        look again (None: nothing is pending)."""
+        with self._lock:
+            if not self._buf:
+                return None
+            if now - self._since < FLUSH_AFTER:
+                return self._since + FLUSH_AFTER
+            self._flush_locked()
+            return None
 
     def writelines(self, lines):
         for line in lines:

@@ -612,7 +612,7 @@ stream_line(struct exec *ex, struct json_object *obj, int which,
     const char *raw, size_t rawlen)
 {
 	long cap = sandbox_limits()->output_bytes;
-	struct json_object *text, *o;
+	struct json_object *text, *o, *ts;
 	const char *s;
 	size_t n, keep;
 
@@ -636,6 +636,9 @@ stream_line(struct exec *ex, struct json_object *obj, int which,
 	o = event(which ? "stderr" : "stdout");
 	json_object_object_add(o, "text", json_object_new_string_len(s,
 	    (int)keep));
+	if (json_object_object_get_ex(obj, "timestamp", &ts) &&
+	    json_object_is_type(ts, json_type_string))
+		json_object_object_add(o, "timestamp", json_object_get(ts));
 	emit(ex, o);
 }
 

@@ -504,8 +504,10 @@ def test_fork_storm(daemon, a, b):
     ctx = daemon.new_context(a)
     s = daemon.stream(a, FORK_STORM, context_id=ctx)
     try:
-        first = s.until(lambda e: e.get("type") == "stdout", timeout=30)
-        n, err = first["text"].split()
+        first = s.until(lambda e: e.get("type") == "stdout", timeout=30)["text"]
+        while not first.endswith("\n"):  # a partial line is sent after 0.2 s
+            first += s.until(lambda e: e.get("type") == "stdout", timeout=30)["text"]
+        n, err = first.split()
         assert err == "EAGAIN" and 0 < int(n) < PROCS, first
         # Meanwhile the neighbour runs code, and starts processes of its own.
         t0 = time.monotonic()
