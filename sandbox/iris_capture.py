@@ -69,6 +69,7 @@ class Capture:
         self.read_lock = threading.RLock()
         self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
         self.thread.start()
+        _flusher.start()
         self._install_fd_writes()
 
     def repair_fds(self):
@@ -251,12 +252,27 @@ class _Flusher:
         self.due = {}             # writer -> monotonic time to look at it
         self.pid = None
 
+    def start(self):
+        """Starts this process's thread (the kernel does at its start: later
+        a process limit reached by user code could refuse it).  Returns
+        False if there is none; partial lines then wait for their newline."""
+        with self.cond:
+            return self._start_locked()
+
+    def _start_locked(self):
+        if self.pid != os.getpid():
+            try:
+                threading.Thread(target=self._run, name="iris-flush", daemon=True).start()
+            except RuntimeError:          # no thread to be had: try next time
+                return False
+            self.pid = os.getpid()
+            self.due = {}
+        return True
+
     def arm(self, writer, when):
         with self.cond:
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                self.due = {}
-                threading.Thread(target=self._run, name="iris-flush", daemon=True).start()
+            if not self._start_locked():
+                return
             writer._armed = True
             if writer in self.due:
                 return
