@@ -244,8 +244,8 @@ class Capture:
 class _Flusher:
     """Sends a writer's partial line once it has waited FLUSH_AFTER s (as
     Jupyter does), so ``print("x", end="")`` shows while the code runs.
-    One thread per process, started on first use; it sleeps when no
-    writer holds a partial line."""
+    One thread per process, started with the kernel's Capture (else on
+    first use); it sleeps while no writer holds a partial line."""
 
     def __init__(self):
         self.cond = threading.Condition()
