@@ -5,7 +5,11 @@ path.  Contract: docs/sandbox-internals.md.
 
 Capture(conn) needs of conn only ``lock`` (a threading.Lock),
 ``send_locked(obj)`` (one JSON line; called with the lock held) and
-``log_fd`` (the sandbox log, for its own failure).
+``log_fd`` (the sandbox log, for its own failure).  It replaces ``os.write``
+with a wrapper that keeps this process's fd 1/2 writes in order across the
+two streams (see _install_fd_writes).  Interface used by the kernel:
+``Capture(conn)``, ``begin()``, ``end(last)``, ``drain()``, ``repair_fds()``,
+``write_direct(name, text)``, ``_Writer(fd, name, sink)``.
 """
 
 import codecs
@@ -15,9 +19,11 @@ import os
 import selectors
 import signal
 import threading
+import time
 
 MAX_TEXT = 65536              # characters of text per stdout/stderr line
 MAX_IDLE_OUTPUT = 65536       # output kept between executions
+FLUSH_AFTER = 0.2             # s a partial line waits before it is sent
 
 
 def _now():
@@ -58,10 +64,13 @@ class Capture:
         self.requested = 0
         self.done = 0
         # Reading the pipes and sending Python-level writes take turns, so
-        # both streams keep the order in which they were written.
-        self.read_lock = threading.Lock()
+        # both streams keep the order in which they were written.  (An
+        # RLock: a signal handler's os.write may come while it is held.)
+        self.read_lock = threading.RLock()
         self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
         self.thread.start()
+        _flusher.start()
+        self._install_fd_writes()
 
     def repair_fds(self):
         """Point fds 0/1/2 at /dev/null and the pipes again (user code may
@@ -147,16 +156,43 @@ class Capture:
                 if not self._read_once(name):
                     break
 
+    def _drain_locked(self):
+        for n in self.STREAMS:
+            for _ in range(1024):
+                if not self._read_once_locked(n):
+                    break
+
     def write_direct(self, name, text):
         """A Python-level write (print): whatever fds 1 and 2 got before it
         goes first, then it, straight to the socket -- so stdout and stderr
         lines keep their order across the two streams."""
         with self.read_lock:
-            for n in self.STREAMS:
-                for _ in range(1024):
-                    if not self._read_once_locked(n):
-                        break
+            self._drain_locked()
             self._forward(name, text)
+
+    def _install_fd_writes(self):
+        """os.write of this process to fd 1 after fd 2 (or 2 after 1) first
+        sends what the pipes hold, so the kernel's own fd-level writes
+        (os.write, sys.stdout.buffer) keep their order across the two
+        streams; writes to the stream last written go to its pipe at full
+        speed.  Every write is still the real os.write (same errors, same
+        blocking); forked children only write."""
+        real = os.write
+        pid = os.getpid()
+        last = [1]
+
+        def write(fd, data, /):
+            if (fd == 1 or fd == 2) and fd != last[0]:
+                last[0] = fd
+                if os.getpid() == pid:
+                    with self.read_lock:
+                        self._drain_locked()
+            return real(fd, data)
+
+        write.__doc__ = real.__doc__
+        write.__module__ = real.__module__
+        write.__qualname__ = write.__name__ = real.__name__
+        os.write = write
 
     def _forward(self, name, text):
         with self.conn.lock:
@@ -192,9 +228,80 @@ class Capture:
 
     def end(self, last):
         self.drain()
+        # Each execution's bytes are decoded on their own: a sequence left
+        # incomplete at its end is U+FFFD here, never the next one's start.
+        with self.read_lock:
+            for name in self.STREAMS:
+                text = self.decoders[name].decode(b"", True)
+                self.decoders[name].reset()
+                if text:
+                    self._forward(name, text)
         with self.conn.lock:
             self.active = False
             self.conn.send_locked(last)
+
+
+class _Flusher:
+    """Sends a writer's partial line once it has waited FLUSH_AFTER s (as
+    Jupyter does), so ``print("x", end="")`` shows while the code runs.
+    One thread per process, started with the kernel's Capture (else on
+    first use); it sleeps while no writer holds a partial line."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.due = {}             # writer -> monotonic time to look at it
+        self.pid = None
+
+    def start(self):
+        """Starts this process's thread (the kernel does at its start: later
+        a process limit reached by user code could refuse it).  Returns
+        False if there is none; partial lines then wait for their newline."""
+        with self.cond:
+            return self._start_locked()
+
+    def _start_locked(self):
+        if self.pid != os.getpid():
+            try:
+                threading.Thread(target=self._run, name="iris-flush", daemon=True).start()
+            except RuntimeError:          # no thread to be had: try next time
+                return False
+            self.pid = os.getpid()
+            self.due = {}
+        return True
+
+    def arm(self, writer, when):
+        with self.cond:
+            if not self._start_locked():
+                return
+            writer._armed = True
+            if writer in self.due:
+                return
+            wake = not self.due or when < min(self.due.values())
+            self.due[writer] = when
+            if wake:
+                self.cond.notify()
+
+    def _run(self):
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                ready = [w for w, t in self.due.items() if t <= now]
+                if not ready:
+                    self.cond.wait(min(self.due.values()) - now if self.due else None)
+                    continue
+                for w in ready:
+                    del self.due[w]
+            for w in ready:
+                w._armed = False          # before its lock: a write now re-arms
+                try:
+                    when = w._flush_stale(now)
+                except Exception:
+                    when = None
+                if when is not None:
+                    self.arm(w, when)
+
+
+_flusher = _Flusher()
 
 
 class _BinaryWriter:
@@ -243,6 +350,8 @@ class _Writer(io.TextIOBase):
         self._pid = os.getpid()
         self._buf = []
         self._size = 0
+        self._since = 0.0         # when the pending partial line began
+        self._armed = False       # the flusher will look at us
         self._lock = threading.RLock()
         self.buffer = _BinaryWriter(self)
 
@@ -282,11 +391,27 @@ class _Writer(io.TextIOBase):
         if not s:
             return 0
         with self._lock:
+            if not self._buf:
+                self._since = time.monotonic()
             self._buf.append(s)
             self._size += len(s)
             if "\n" in s or "\r" in s or self._size >= 8192:
                 self._flush_locked()
+            elif not self._armed and os.getpid() == self._pid:
+                _flusher.arm(self, self._since + FLUSH_AFTER)
         return len(s)
+
+    def _flush_stale(self, now):
+        """The flusher's call: flush a partial line begun FLUSH_AFTER s ago
+        or more (so one print's pieces stay together); else return when to
+        look again (None: nothing is pending)."""
+        with self._lock:
+            if not self._buf:
+                return None
+            if now - self._since < FLUSH_AFTER:
+                return self._since + FLUSH_AFTER
+            self._flush_locked()
+            return None
 
     def writelines(self, lines):
         for line in lines:

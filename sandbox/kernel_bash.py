@@ -53,6 +53,7 @@ MAX_REQUEST = 64 << 20
 OUT_FD, ERR_FD = 61, 62
 KILL_CHILDREN_AFTER = 2.0     # s after SIGINT without markers
 KILL_SHELL_AFTER = 4.0
+FLUSH_AFTER = 0.2             # s a held-back tail waits before it is sent
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -125,6 +126,7 @@ class Stream:
         self.eof = False
         self.status = None
         self.opts = None
+        self.fed_at = 0.0             # when data last arrived
 
     def reset(self):
         self.done = False
@@ -134,11 +136,13 @@ class Stream:
         """Add data; forward user output; detect the marker line."""
         if data:
             self.buf += data
+            self.fed_at = time.monotonic()
         if self.done:
             return                    # after the marker: kept for next time
         m = pattern.search(self.buf)
         if m:
             self._forward(bytes(self.buf[:m.start()]), forward)
+            self._end_text(forward)
             if m.lastindex:
                 self.status = int(m.group(1))
                 self.opts = m.group(2).decode("ascii")
@@ -160,10 +164,26 @@ class Stream:
             self._forward(bytes(self.buf[:cut]), forward)
             del self.buf[:cut]
 
+    def flush_held(self, forward):
+        """A tail held back as a possible marker start, quiet for
+        FLUSH_AFTER s, is output: the marker comes in one write."""
+        if self.buf and not self.done and time.monotonic() - self.fed_at >= FLUSH_AFTER:
+            self._forward(bytes(self.buf), forward)
+            self.buf.clear()
+
     def flush_all(self, forward):
         if self.buf:
             self._forward(bytes(self.buf), forward)
             self.buf.clear()
+        self._end_text(forward)
+
+    def _end_text(self, forward):
+        # Each execution's bytes are decoded on their own: a sequence left
+        # incomplete at its end is U+FFFD, never the next one's start.
+        text = self.decoder.decode(b"", True)
+        self.decoder.reset()
+        if text:
+            forward(self.name, text)
 
     def _forward(self, data, forward):
         if not data:
@@ -384,6 +404,8 @@ class Kernel:
                     st.feed(data, marker, pats[id(st)], self.forward)
                 if sh.out.done and sh.err.done:
                     break
+                for st in (sh.out, sh.err):
+                    st.flush_held(self.forward)
                 if not sh.alive():
                     # Read what is left: the markers may be in it.
                     for st in (sh.out, sh.err):

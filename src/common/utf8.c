@@ -71,3 +71,15 @@ utf8_valid(const char *str, size_t len)
 	return 1;
 }
 
+
+size_t
+utf8_prefix(const char *s, size_t len, size_t max)
+{
+	size_t n = max;
+
+	if (len <= max)
+		return len;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}

@@ -17,4 +17,11 @@ int	utf8_valid(const char *s, size_t len);
  */
 size_t	utf8_clean(const char *s, size_t len, char *out, size_t outsz);
 
+/*
+ * The length of the longest prefix of s[0..len) that is at most max bytes
+ * and ends on a character boundary (never inside a multi-byte sequence).
+ * For cutting text that is already UTF-8; len itself if it fits.
+ */
+size_t	utf8_prefix(const char *s, size_t len, size_t max);
+
 #endif

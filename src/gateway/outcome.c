@@ -3,16 +3,39 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "gateway/outcome.h"
 
-/* Provider result fields passed on, and their names in our API. */
-static const char *const result_fields[][2] = {
-	{ "text", "text" }, { "html", "html" }, { "markdown", "markdown" },
-	{ "svg", "svg" }, { "png", "png" }, { "jpeg", "jpeg" },
-	{ "pdf", "pdf" }, { "latex", "latex" }, { "json", "json" },
-	{ "javascript", "javascript" }, { "data", "data" },
-	{ "chart", "chart" }, { "extra", "extra" },
+static const char *const stream_names[] = { "stdout", "stderr" };
+
+/*
+ * Provider result fields passed on, their names in our API, and whether a
+ * prefix of them is still worth having (text is; an image, a document or
+ * a JSON tree cut short is not: those are kept whole or left out).
+ */
+static const struct {
+	const char	*from, *to;
+	int		 prefix;
+} result_fields[] = {
+	{ "text", "text", 1 }, { "html", "html", 0 },
+	{ "markdown", "markdown", 1 }, { "svg", "svg", 0 },
+	{ "png", "png", 0 }, { "jpeg", "jpeg", 0 }, { "pdf", "pdf", 0 },
+	{ "latex", "latex", 1 }, { "json", "json", 0 },
+	{ "javascript", "javascript", 0 }, { "data", "data", 0 },
+	{ "chart", "chart", 0 }, { "extra", "extra", 0 },
 };
+
+/* {"keptBytes": kept, "droppedBytes": dropped}: a new reference. */
+static struct json_object *
+cut_record(long kept, long dropped)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "keptBytes", json_object_new_int64(kept));
+	json_object_object_add(r, "droppedBytes",
+	    json_object_new_int64(dropped));
+	return r;
+}
 
 void
 outcome_init(struct outcome *o, size_t cap)
@@ -24,6 +47,7 @@ outcome_init(struct outcome *o, size_t cap)
 		buf_init(&o->out[i], cap);
 		buf_init(&o->partial[i], cap);
 	}
+	o->results_left = cap * OUTCOME_RESULTS_SHARE;
 	o->logs = json_object_new_array();
 	o->results = json_object_new_array();
 	o->execution_count = -1;
@@ -40,6 +64,7 @@ outcome_release(struct outcome *o)
 	}
 	json_object_put(o->logs);
 	json_object_put(o->results);
+	json_object_put(o->result_cuts);
 	json_object_put(o->error);
 }
 
@@ -71,18 +96,22 @@ split_lines(struct outcome *o, int i, int flush)
 	p->data[rest] = '\0';
 }
 
-/* Keeps what fits under the cap, cut on a UTF-8 boundary. */
+/*
+ * Keeps what fits under the cap, cut on a character boundary; once a
+ * stream was cut, nothing more of it is kept (the kept text stays one
+ * prefix of what the code wrote).
+ */
 static size_t
 keep(struct outcome *o, int i, const char *s, size_t n)
 {
-	size_t room = o->out[i].max - o->out[i].len;
+	size_t k = o->dropped[i] ? 0 :
+	    utf8_prefix(s, n, o->out[i].max - o->out[i].len);
 
-	if (n <= room)
-		return n;
-	o->truncated = 1;
-	while (room > 0 && ((unsigned char)s[room] & 0xc0) == 0x80)
-		room--;
-	return room;
+	if (k < n) {
+		o->dropped[i] += (long)(n - k);
+		o->truncated = 1;
+	}
+	return k;
 }
 
 static void
@@ -110,22 +139,89 @@ stream_text(struct outcome *o, int i, struct json_object *ev,
 	    json_object_new_string_len(s, (int)k));
 }
 
+/* Records that field of result index kept kept bytes of kept + dropped. */
+static void
+result_cut(struct outcome *o, size_t index, const char *field, long kept,
+    long dropped)
+{
+	struct json_object *rec = cut_record(kept, dropped);
+
+	json_object_object_add(rec, "index", json_object_new_int64(
+	    (int64_t)index));
+	json_object_object_add(rec, "field", json_object_new_string(field));
+	if (o->result_cuts == NULL)
+		o->result_cuts = json_object_new_array();
+	json_object_array_add(o->result_cuts, rec);
+	o->truncated = 1;
+}
+
+/*
+ * One field of a result, within the results' room: text cut to a prefix
+ * of at most cap bytes, anything else whole or not at all.  Returns what
+ * is kept (a new reference), or NULL.
+ */
+static struct json_object *
+result_field(struct outcome *o, size_t index, size_t f, struct json_object *v)
+{
+	size_t n, k, room = o->results_left;
+	int prefix = result_fields[f].prefix &&
+	    json_object_is_type(v, json_type_string);
+	const char *s;
+
+	if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		n = (size_t)json_object_get_string_len(v);
+	} else {
+		s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		n = strlen(s);
+	}
+	if (prefix && room > o->out[0].max)
+		room = o->out[0].max;
+	k = n <= room ? n : prefix ? utf8_prefix(s, n, room) : 0;
+	o->results_left -= k;
+	if (k < n)
+		result_cut(o, index, result_fields[f].to, (long)k,
+		    (long)(n - k));
+	if (k == n)
+		return json_object_get(v);
+	return k > 0 ? json_object_new_string_len(s, (int)k) : NULL;
+}
+
 /* The API's <Result> for a provider result event. */
 static struct json_object *
-result_of(struct json_object *ev)
+result_of(struct outcome *o, struct json_object *ev)
 {
 	struct json_object *r = json_object_new_object(), *v;
-	size_t i;
+	size_t i, index = json_object_array_length(o->results);
 
 	json_object_object_add(r, "isMainResult", json_object_new_boolean(
 	    json_object_object_get_ex(ev, "is_main_result", &v) &&
 	    json_object_get_boolean(v)));
 	for (i = 0; i < sizeof(result_fields) / sizeof(result_fields[0]); i++)
-		if (json_object_object_get_ex(ev, result_fields[i][0], &v) &&
-		    v != NULL)
-			json_object_object_add(r, result_fields[i][1],
-			    json_object_get(v));
+		if (json_object_object_get_ex(ev, result_fields[i].from, &v) &&
+		    v != NULL && (v = result_field(o, index, i, v)) != NULL)
+			json_object_object_add(r, result_fields[i].to, v);
 	return r;
+}
+
+/* What the provider dropped before it reached us: counted as dropped. */
+static void
+provider_cut(struct outcome *o, struct json_object *ev)
+{
+	struct json_object *st, *v;
+	int64_t n;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (!json_object_object_get_ex(ev, stream_names[i], &st) ||
+		    !json_object_object_get_ex(st, "dropped_bytes", &v) ||
+		    !json_object_is_type(v, json_type_int) ||
+		    (n = json_object_get_int64(v)) <= 0 || n > (1LL << 50))
+			continue;
+		o->seen[i] += (long)n;
+		o->dropped[i] += (long)n;
+		o->truncated = 1;
+	}
 }
 
 static struct json_object *
@@ -165,7 +261,7 @@ outcome_event(struct outcome *o, struct json_object *ev, const char **name,
 		if (*data)
 			*name = type;
 	} else if (strcmp(type, "result") == 0) {
-		v = result_of(ev);
+		v = result_of(o, ev);
 		json_object_array_add(o->results, v);
 		*name = "result";
 		*data = json_object_get(v);
@@ -177,7 +273,9 @@ outcome_event(struct outcome *o, struct json_object *ev, const char **name,
 			    member_string(ev, "traceback"));
 		*name = "error";
 		*data = json_object_get(o->error);
-	} else if (strcmp(type, "number_of_executions") == 0 &&
+	} else if (strcmp(type, "output_truncated") == 0)
+		provider_cut(o, ev);
+	else if (strcmp(type, "number_of_executions") == 0 &&
 	    json_object_object_get_ex(ev, "execution_count", &v) &&
 	    json_object_is_type(v, json_type_int))
 		o->execution_count = (long)json_object_get_int64(v);
@@ -206,13 +304,72 @@ outcome_failed(const struct outcome *o)
 	return o->error != NULL;
 }
 
+/*
+ * Once a stream was cut, the logs (which repeat the kept output line by
+ * line) keep only their first cap / OUTCOME_LOGS_SHARE bytes.  Returns
+ * the record of what they left out, or NULL.
+ */
+static struct json_object *
+trim_logs(struct outcome *o)
+{
+	size_t room = o->out[0].max / OUTCOME_LOGS_SHARE, i, n, k;
+	long kept = 0, dropped = 0;
+	struct json_object *logs, *line;
+	const char *s;
+
+	if (o->dropped[0] == 0 && o->dropped[1] == 0)
+		return NULL;
+	logs = json_object_new_array();
+	for (i = 0; i < json_object_array_length(o->logs); i++) {
+		line = json_object_array_get_idx(o->logs, i);
+		s = json_object_get_string(line);
+		n = (size_t)json_object_get_string_len(line);
+		k = utf8_prefix(s, n, room);
+		if (k == n && room > 0)
+			json_object_array_add(logs, json_object_get(line));
+		else if (k > 0)
+			json_object_array_add(logs,
+			    json_object_new_string_len(s, (int)k));
+		room -= k;
+		kept += (long)k;
+		dropped += (long)(n - k);
+	}
+	json_object_put(o->logs);
+	o->logs = logs;
+	return dropped ? cut_record(kept, dropped) : NULL;
+}
+
+/* The result's "truncation": a record per part cut, or NULL. */
+static struct json_object *
+truncation(struct outcome *o)
+{
+	struct json_object *t = json_object_new_object(), *logs;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (o->dropped[i])
+			json_object_object_add(t, stream_names[i], cut_record(
+			    (long)o->out[i].len, o->dropped[i]));
+	if ((logs = trim_logs(o)) != NULL)
+		json_object_object_add(t, "logs", logs);
+	if (o->result_cuts)
+		json_object_object_add(t, "results",
+		    json_object_get(o->result_cuts));
+	if (json_object_object_length(t) == 0) {
+		json_object_put(t);
+		return NULL;
+	}
+	return t;
+}
+
 struct json_object *
 outcome_result(struct outcome *o, long execution_ms)
 {
-	struct json_object *r = json_object_new_object();
+	struct json_object *r = json_object_new_object(), *t;
 
 	split_lines(o, 0, 1);
 	split_lines(o, 1, 1);
+	t = truncation(o);
 	json_object_object_add(r, "success",
 	    json_object_new_boolean(o->error == NULL));
 	json_object_object_add(r, "output", json_object_new_string_len(
@@ -229,5 +386,6 @@ outcome_result(struct outcome *o, long execution_ms)
 	    json_object_new_int64(execution_ms));
 	json_object_object_add(r, "truncated",
 	    json_object_new_boolean(o->truncated));
+	json_object_object_add(r, "truncation", t);
 	return r;
 }

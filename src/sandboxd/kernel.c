@@ -21,6 +21,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/timestamp.h"
+#include "common/utf8.h"
 #include "sandboxd/cgroup.h"
 #include "sandboxd/kernel.h"
 #include "sandboxd/proc.h"
@@ -56,8 +57,8 @@ struct exec {
 	size_t		 out_off;
 	struct buf	 line;		/* a partial kernel line */
 	int		 skipping;	/* dropping an over-long line */
-	long		 stream_bytes[2];	/* stdout, stderr so far */
-	int		 truncated[2];
+	long		 stream_bytes[2];	/* stdout, stderr relayed */
+	long		 dropped[2];	/* bytes past the ceiling */
 	int		 finished;	/* end_of_execution queued */
 	int64_t		 last_out_ms;
 	long		 oom_kills;	/* the sandbox's count at the start */
@@ -574,9 +575,32 @@ emit_error(struct exec *ex, const char *name, const char *value)
 	emit(ex, o);
 }
 
+/* The record of what the ceiling dropped, if it dropped anything. */
+static void
+emit_truncation(struct exec *ex)
+{
+	static const char *const names[] = { "stdout", "stderr" };
+	struct json_object *o, *st;
+	int i;
+
+	if (ex->dropped[0] == 0 && ex->dropped[1] == 0)
+		return;
+	o = event("output_truncated");
+	for (i = 0; i < 2; i++) {
+		st = json_object_new_object();
+		json_object_object_add(st, "kept_bytes",
+		    json_object_new_int64(ex->stream_bytes[i]));
+		json_object_object_add(st, "dropped_bytes",
+		    json_object_new_int64(ex->dropped[i]));
+		json_object_object_add(o, names[i], st);
+	}
+	emit(ex, o);
+}
+
 static void
 finish(struct exec *ex)
 {
+	emit_truncation(ex);
 	emit(ex, event("end_of_execution"));
 	ex->finished = 1;
 }
@@ -606,55 +630,45 @@ timeout_error(struct exec *ex, int lost)
 	ex->timeout_said = 1;
 }
 
-/* The length of the longest prefix of s[0..n) that ends on a UTF-8 boundary. */
-static size_t
-utf8_cut(const char *s, size_t n)
-{
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
-}
-
-/* A stdout/stderr line: counted against the stream's cap. */
+/*
+ * A stdout/stderr line, counted against the stream's relay ceiling.  Past
+ * it the text is cut on a character boundary and the rest only counted:
+ * nothing is written into the stream (the client decides what a cut
+ * looks like), and one "output_truncated" event says how much was
+ * dropped before the execution ends.
+ */
 static void
 stream_line(struct exec *ex, struct json_object *obj, int which,
     const char *raw, size_t rawlen)
 {
 	long cap = sandbox_limits()->output_bytes;
-	struct json_object *text, *o;
+	struct json_object *text, *o, *ts;
 	const char *s;
 	size_t n, keep;
-	char marker[128];
 
 	if (!json_object_object_get_ex(obj, "text", &text) ||
 	    !json_object_is_type(text, json_type_string))
 		return;
-	if (ex->truncated[which])
-		return;
 	s = json_object_get_string(text);
 	n = (size_t)json_object_get_string_len(text);
-	if (ex->stream_bytes[which] + (long)n <= cap) {
+	if (ex->dropped[which] == 0 && ex->stream_bytes[which] + (long)n <=
+	    cap) {
 		ex->stream_bytes[which] += (long)n;
 		emit_raw(ex, raw, rawlen);
 		return;
 	}
-	keep = utf8_cut(s, (size_t)(cap - ex->stream_bytes[which]));
-	ex->stream_bytes[which] = cap;
-	ex->truncated[which] = 1;
+	keep = ex->dropped[which] ? 0 : utf8_prefix(s, n,
+	    (size_t)(cap - ex->stream_bytes[which]));
+	ex->stream_bytes[which] += (long)keep;
+	ex->dropped[which] += (long)(n - keep);
+	if (keep == 0)
+		return;
 	o = event(which ? "stderr" : "stdout");
-	snprintf(marker, sizeof(marker), "\n[output truncated: this "
-	    "execution's %s passed %ld bytes]\n", which ? "stderr" : "stdout",
-	    cap);
-	{
-		struct buf b;
-
-		buf_init(&b, keep + sizeof(marker));
-		buf_append(&b, s, keep);
-		buf_puts(&b, marker);
-		json_object_object_add(o, "text",
-		    json_object_new_string_len(b.data, (int)b.len));
-		buf_release(&b);
-	}
+	json_object_object_add(o, "text", json_object_new_string_len(s,
+	    (int)keep));
+	if (json_object_object_get_ex(obj, "timestamp", &ts) &&
+	    json_object_is_type(ts, json_type_string))
+		json_object_object_add(o, "timestamp", json_object_get(ts));
 	emit(ex, o);
 }
 

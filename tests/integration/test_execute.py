@@ -30,7 +30,7 @@ SANDBOX_ID_RE = re.compile(r"^[a-z0-9]{1,64}$")
 
 BODY_KEYS = {"success", "result", "sandboxId", "timestamp"}
 RESULT_KEYS = {"success", "output", "stderr", "logs", "error", "results", "executionCount",
-               "executionTime", "truncated", "packagesInstalled", "metadata"}
+               "executionTime", "truncated", "truncation", "packagesInstalled", "metadata"}
 METADATA_KEYS = {"sandboxId", "projectId", "sessionId", "executionId", "language", "timestamp"}
 
 
@@ -85,7 +85,7 @@ def test_success_shape_and_fresh_sandbox_closed(stack):
     assert main["isMainResult"] is True and main["text"] == "42", main
     assert isinstance(res["executionCount"], int) and res["executionCount"] >= 1
     assert isinstance(res["executionTime"], int) and 0 <= res["executionTime"] < 30000
-    assert res["truncated"] is False
+    assert res["truncated"] is False and res["truncation"] is None
     assert res["packagesInstalled"] == []
     md = res["metadata"]
     assert set(md) == METADATA_KEYS, md
@@ -397,6 +397,8 @@ def test_output_cap(stack):
     out = res["output"]
     assert 0 < len(out.encode()) <= 1048576
     assert out == "x" * len(out)
+    assert res["truncation"]["stdout"] == {"keptBytes": len(out),
+                                           "droppedBytes": 3_000_001 - len(out)}
     row = stack.execution_row(r)
     assert row["stdout_bytes"] >= len(out)
     # A small one afterwards is whole again.

@@ -23,6 +23,7 @@
 #include "common/db.h"
 #include "common/ids.h"
 #include "common/timestamp.h"
+#include "common/utf8.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -941,6 +942,38 @@ test_db_open_missing_without_create(void **state)
 	assert_int_equal(access(d->path, F_OK), -1);
 }
 
+/* --- utf8 ------------------------------------------------------------------- */
+
+static void
+test_utf8_prefix_fits_whole(void **state)
+{
+	(void)state;
+	assert_int_equal(utf8_prefix("abc", 3, 3), 3);
+	assert_int_equal(utf8_prefix("abc", 3, 10), 3);
+	assert_int_equal(utf8_prefix("", 0, 0), 0);
+}
+
+static void
+test_utf8_prefix_never_splits_a_character(void **state)
+{
+	/* "a€€": 1 + 3 + 3 bytes. */
+	const char *s = "a\xe2\x82\xac\xe2\x82\xac";
+	size_t max;
+
+	(void)state;
+	for (max = 0; max < 7; max++) {
+		size_t n = utf8_prefix(s, 7, max);
+
+		assert_true(n <= max);
+		assert_true(utf8_valid(s, n));
+		assert_int_equal(n, max < 1 ? 0 : max < 4 ? 1 : 4);
+	}
+	/* Four-byte characters too: U+1F600 twice, cut anywhere inside. */
+	assert_int_equal(utf8_prefix("\xf0\x9f\x98\x80\xf0\x9f\x98\x80", 8,
+	    7), 4);
+	assert_int_equal(utf8_prefix("\xf0\x9f\x98\x80", 4, 3), 0);
+}
+
 #define DB_TEST(f)	cmocka_unit_test_setup_teardown(f, db_setup, \
 			    db_teardown)
 
@@ -976,6 +1009,8 @@ main(void)
 		cmocka_unit_test(test_ts_parse_bad_dates),
 		cmocka_unit_test(test_ts_parse_bad_times),
 		cmocka_unit_test(test_ts_parse_bad_syntax),
+		cmocka_unit_test(test_utf8_prefix_fits_whole),
+		cmocka_unit_test(test_utf8_prefix_never_splits_a_character),
 		cmocka_unit_test(test_buf_append_to_ceiling),
 		cmocka_unit_test(test_buf_append_past_ceiling),
 		cmocka_unit_test(test_buf_printf_past_ceiling),

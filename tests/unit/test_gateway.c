@@ -1420,6 +1420,144 @@ test_outcome_cap_cuts_on_utf8_boundary(void **state)
 	outcome_release(&o);
 }
 
+static const char *
+member_json(struct json_object *o, const char *path0, const char *path1)
+{
+	struct json_object *v = json_object_object_get(o, path0);
+
+	if (path1)
+		v = json_object_object_get(v, path1);
+	return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+}
+
+static void
+test_outcome_cut_is_one_prefix_and_one_record(void **state)
+{
+	struct json_object *r;
+	struct outcome o;
+
+	(void)state;
+	outcome_init(&o, 8);
+	/* "€" is 3 bytes: 8 bytes end mid-character, so 6 are kept. */
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"\\u20ac\\u20ac\\u20ac\"}");
+	/* After the cut nothing more is kept, even what would fit. */
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"a\\n\"}");
+	feed(&o, "{\"type\":\"stderr\",\"text\":\"ok\\n\"}");
+	r = outcome_result(&o, 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(r,
+	    "output")), "\xe2\x82\xac\xe2\x82\xac");
+	assert_string_equal(json_object_get_string(json_object_object_get(r,
+	    "stderr")), "ok\n");
+	assert_true(json_object_get_boolean(json_object_object_get(r,
+	    "truncated")));
+	assert_string_equal(member_json(r, "truncation", "stdout"),
+	    "{\"keptBytes\":6,\"droppedBytes\":5}");
+	assert_null(json_object_object_get(json_object_object_get(r,
+	    "truncation"), "stderr"));
+	assert_int_equal(o.seen[0], 11);
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_nothing_cut_has_no_record(void **state)
+{
+	struct json_object *r;
+	struct outcome o;
+
+	(void)state;
+	outcome_init(&o, 64);
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"fine\\n\"}");
+	r = outcome_result(&o, 0);
+	assert_false(json_object_get_boolean(json_object_object_get(r,
+	    "truncated")));
+	assert_true(json_object_object_get_ex(r, "truncation", NULL));
+	assert_null(json_object_object_get(r, "truncation"));
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_provider_drops_are_counted(void **state)
+{
+	struct json_object *r;
+	struct outcome o;
+
+	(void)state;
+	outcome_init(&o, 64);
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"xxxx\"}");
+	feed(&o, "{\"type\":\"output_truncated\",\"stdout\":{\"kept_bytes\":4,"
+	    "\"dropped_bytes\":96},\"stderr\":{\"kept_bytes\":0,"
+	    "\"dropped_bytes\":0}}");
+	r = outcome_result(&o, 0);
+	assert_string_equal(member_json(r, "truncation", "stdout"),
+	    "{\"keptBytes\":4,\"droppedBytes\":96}");
+	assert_int_equal(o.seen[0], 100);
+	assert_true(json_object_get_boolean(json_object_object_get(r,
+	    "truncated")));
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_logs_shrink_once_output_is_cut(void **state)
+{
+	struct json_object *r, *logs;
+	struct outcome o;
+	char ev[256];
+
+	(void)state;
+	/* cap 64: the logs keep 64 / OUTCOME_LOGS_SHARE = 4 bytes. */
+	outcome_init(&o, 64);
+	feed(&o, "{\"type\":\"stdout\",\"text\":\"ab\\ncdef\\n\"}");
+	snprintf(ev, sizeof(ev), "{\"type\":\"stdout\",\"text\":\"%0100d\"}", 0);
+	feed(&o, ev);
+	r = outcome_result(&o, 0);
+	logs = json_object_object_get(r, "logs");
+	assert_string_equal(json_object_to_json_string_ext(logs,
+	    JSON_C_TO_STRING_PLAIN), "[\"ab\",\"cd\"]");
+	/* 2 + 4 + 56 bytes of lines: the 64 kept less their two newlines. */
+	assert_string_equal(member_json(r, "truncation", "logs"),
+	    "{\"keptBytes\":4,\"droppedBytes\":58}");
+	json_object_put(r);
+	outcome_release(&o);
+}
+
+static void
+test_outcome_results_are_capped(void **state)
+{
+	struct json_object *r, *res;
+	struct outcome o;
+	char ev[512];
+
+	(void)state;
+	/* cap 16: a text field keeps 16 bytes; all results 128. */
+	outcome_init(&o, 16);
+	snprintf(ev, sizeof(ev), "{\"type\":\"result\",\"is_main_result\":true,"
+	    "\"text\":\"%040d\"}", 0);
+	feed(&o, ev);
+	snprintf(ev, sizeof(ev), "{\"type\":\"result\",\"png\":\"%0200d\","
+	    "\"text\":\"<Figure>\"}", 0);
+	feed(&o, ev);
+	r = outcome_result(&o, 0);
+	res = json_object_object_get(r, "results");
+	assert_int_equal(json_object_get_string_len(json_object_object_get(
+	    json_object_array_get_idx(res, 0), "text")), 16);
+	/* An image cut short is no image: left out whole. */
+	assert_null(json_object_object_get(json_object_array_get_idx(res, 1),
+	    "png"));
+	assert_string_equal(json_object_get_string(json_object_object_get(
+	    json_object_array_get_idx(res, 1), "text")), "<Figure>");
+	assert_string_equal(member_json(r, "truncation", "results"),
+	    "[{\"keptBytes\":16,\"droppedBytes\":24,\"index\":0,"
+	    "\"field\":\"text\"},{\"keptBytes\":0,\"droppedBytes\":200,"
+	    "\"index\":1,\"field\":\"png\"}]");
+	assert_true(json_object_get_boolean(json_object_object_get(r,
+	    "truncated")));
+	json_object_put(r);
+	outcome_release(&o);
+}
+
 static void
 test_outcome_timeout(void **state)
 {
@@ -1562,6 +1700,11 @@ main(void)
 		cmocka_unit_test(test_outcome_fold),
 		cmocka_unit_test(test_outcome_cap_cuts_on_utf8_boundary),
 		cmocka_unit_test(test_outcome_timeout),
+		cmocka_unit_test(test_outcome_cut_is_one_prefix_and_one_record),
+		cmocka_unit_test(test_outcome_nothing_cut_has_no_record),
+		cmocka_unit_test(test_outcome_provider_drops_are_counted),
+		cmocka_unit_test(test_outcome_logs_shrink_once_output_is_cut),
+		cmocka_unit_test(test_outcome_results_are_capped),
 		cmocka_unit_test(test_router_wrong_method),
 		cmocka_unit_test(test_router_unknown_path),
 		cmocka_unit_test(test_router_trailing_slash),
