@@ -936,8 +936,18 @@ kernel_exec_read(struct exec *ex, char *buf, size_t max)
 		    POLLERR)))
 			return -1;	/* the client is gone */
 		if (pfd[0].revents) {
-			if (read_kernel(ex) == -1)
+			/*
+			 * A sandbox killed or retired mid-execution ends the
+			 * answer as E2B's does: the connection drops, with no
+			 * end_of_execution (its SDK then finds the sandbox gone
+			 * and says it was killed).  A kernel that died alone is
+			 * an error of the execution.
+			 */
+			if (read_kernel(ex) == -1) {
+				if (sandbox_gone(ex->ctx->sb))
+					return -1;
 				kernel_died(ex);
+			}
 		} else if (ts_mono_ms() - ex->last_out_ms >=
 		    KERNEL_KEEPALIVE_MS)
 			emit(ex, event("keepalive"));

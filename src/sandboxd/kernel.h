@@ -78,7 +78,9 @@ struct exec	*kernel_exec_start(struct sandbox *sb, struct context *ctx,
 /*
  * Fills buf with the next bytes of the NDJSON answer, blocking until
  * there are some (sending keepalive lines while the kernel is silent).
- * Returns how many, 0 at the end, or -1 if the client went away.
+ * Returns how many, 0 at the end, or -1 if the client went away or the
+ * sandbox was killed or retired meanwhile (the answer is then cut off:
+ * no end_of_execution, as E2B ends it).
  */
 ssize_t		 kernel_exec_read(struct exec *ex, char *buf, size_t max);
 

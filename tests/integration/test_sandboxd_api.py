@@ -6,13 +6,16 @@ disconnect, rich results, the output cap), and a SIGTERM that leaves
 nothing behind.  Shapes and texts follow docs/e2b-protocol.md (E2B's own).
 """
 
+import json
 import re
 import signal
 import time
 
 import pytest
+import requests
 
-from sandboxd import (ID_RE, ISO_RE, NOT_FOUND_502, UUID_RE, daemon_fixture, describe,
+from sandboxd import (ENVD_PORT, ID_RE, ISO_RE, NOT_FOUND_502, UUID_RE,
+                      daemon_fixture, describe,
                       in_thread, png_ok, start_daemon, still_running)
 
 # No pool here: a pooled sandbox can be handed out while it is still starting
@@ -216,6 +219,35 @@ def test_delete(daemon):
         time.sleep(0.05)
     assert not still_running(procs), still_running(procs)
 
+
+@pytest.mark.parametrize("template", ["base", "code-interpreter-v1"])
+def test_delete_during_execution(daemon, template):
+    """An execution whose sandbox goes away (killed, or retired for reuse
+    when it has a project) is cut off as on E2B: the connection drops
+    with no end_of_execution (no last chunk), and the sandbox's envd
+    health answers 502: what E2B's SDK reads as "the sandbox was killed
+    while the request was in progress".  A kernel that dies on its own is
+    an error instead (test_sandboxd_security's memory bomb)."""
+    meta = {"metadata": {"projectId": "p-cut"}} if template != "base" else {}
+    sid = daemon.create(template=template, timeout=60, **meta)
+    r = daemon.sbx("POST", sid, "/execute", stream=True, json={
+        "code": "print('started', flush=True)\nimport time\ntime.sleep(300)"})
+    assert r.status_code == 200, describe(r)
+    events, cut = [], None
+    try:
+        for line in r.iter_lines():
+            events.append(json.loads(line))
+            if events[-1].get("type") == "stdout":
+                assert daemon.delete(sid).status_code == 204
+    except requests.exceptions.ChunkedEncodingError as e:
+        cut = e
+    finally:
+        r.close()
+    assert cut is not None, "the answer ended in order: %r" % events[-5:]
+    assert [e.get("text") for e in events if e.get("type") == "stdout"] == \
+        ["started\n"], events
+    assert "end_of_execution" not in [e.get("type") for e in events], events
+    assert_proxy_502(daemon.sbx("GET", sid, "/health", port=ENVD_PORT), sid)
 
 def test_timeout_expiry(daemon):
     sid = daemon.create(template="base", timeout=2)

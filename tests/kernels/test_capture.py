@@ -6,9 +6,7 @@ Run with: /usr/bin/python3 -m pytest tests/kernels/test_capture.py
 The daemon is played as in test_kernels.py (whose helpers this uses).
 """
 
-import pytest
-
-from test_kernels import HAVE_PYLIBS, Supervisor, new_ctx
+from test_kernels import HAVE_PYLIBS, kernel_fixture, supervisor_fixture
 
 # Python code that waits for a file, so a test can see what was streamed
 # before the code goes on (no timing assumption: the test makes the file).
@@ -18,25 +16,9 @@ WAIT_FOR = ("import os, time\n"
             "    time.sleep(0.01)\n")
 
 
-@pytest.fixture(scope="module")
-def sup(tmp_path_factory):
-    s = Supervisor(tmp_path_factory.mktemp("capture"), preload=HAVE_PYLIBS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def py(sup):
-    k = sup.spawn(new_ctx("cap-py"))
-    yield k
-    k.close()
-
-
-@pytest.fixture
-def sh(sup):
-    k = sup.spawn(new_ctx("cap-sh"), "bash")
-    yield k
-    k.close()
+sup = supervisor_fixture("capture", preload=HAVE_PYLIBS)
+py = kernel_fixture("cap-py")
+sh = kernel_fixture("cap-sh", "bash")
 
 
 def streams(result):

@@ -253,18 +253,33 @@ class Supervisor:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def sup(tmp_path_factory):
-    s = Supervisor(tmp_path_factory.mktemp("sup"), preload=HAVE_PYLIBS)
-    yield s
-    s.stop()
+def supervisor_fixture(tag, preload, before=None):
+    """A module-scoped fixture: a Supervisor in a directory of its own
+    (named after tag), preloading the data stack or not; before() runs
+    first (an install step, say)."""
+
+    @pytest.fixture(scope="module")
+    def _sup(tmp_path_factory):
+        if before is not None:
+            before()
+        s = Supervisor(tmp_path_factory.mktemp(tag), preload=preload)
+        yield s
+        s.stop()
+    return _sup
 
 
-@pytest.fixture(scope="module")
-def sup_plain(tmp_path_factory):
-    s = Supervisor(tmp_path_factory.mktemp("plain"), preload=False)
-    yield s
-    s.stop()
+def kernel_fixture(prefix, language="python", supervisor="sup"):
+    """A fixture: a fresh kernel of language (context id prefix + n) in
+    the module's supervisor fixture, closed after the test."""
+
+    @pytest.fixture
+    def _kernel(request):
+        if language in ("javascript", "typescript") and not HAVE_NODE:
+            pytest.skip("node missing")
+        k = request.getfixturevalue(supervisor).spawn(new_ctx(prefix), language)
+        yield k
+        k.close()
+    return _kernel
 
 
 _ctx_counter = [0]
@@ -275,27 +290,11 @@ def new_ctx(prefix="c"):
     return "%s%d" % (prefix, _ctx_counter[0])
 
 
-@pytest.fixture
-def py(sup):
-    k = sup.spawn(new_ctx("py"))
-    yield k
-    k.close()
-
-
-@pytest.fixture
-def js(sup):
-    if not HAVE_NODE:
-        pytest.skip("node missing")
-    k = sup.spawn(new_ctx("js"), "javascript")
-    yield k
-    k.close()
-
-
-@pytest.fixture
-def sh(sup):
-    k = sup.spawn(new_ctx("sh"), "bash")
-    yield k
-    k.close()
+sup = supervisor_fixture("sup", preload=HAVE_PYLIBS)
+sup_plain = supervisor_fixture("plain", preload=False)
+py = kernel_fixture("py")
+js = kernel_fixture("js", "javascript")
+sh = kernel_fixture("sh", "bash")
 
 
 # ---------------------------------------------------------------------------

@@ -16,35 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from test_kernels import HAVE_NODE, ROOT, Result, Supervisor, new_ctx
+from test_kernels import HAVE_NODE, ROOT, Result, kernel_fixture, supervisor_fixture
 
 pytestmark = pytest.mark.skipif(not HAVE_NODE, reason="node missing")
 
 INSTALL = ROOT / "sandbox" / "node" / "install"
 
 
-@pytest.fixture(scope="module")
-def sup(tmp_path_factory):
+def install_node_packages():
     r = subprocess.run([str(INSTALL)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, "sandbox/node/install failed (is the npm registry " \
         "reachable?)\n%s\n%s" % (r.stdout, r.stderr)
-    s = Supervisor(tmp_path_factory.mktemp("js"), preload=False)
-    yield s
-    s.stop()
 
 
-@pytest.fixture
-def js(sup):
-    k = sup.spawn(new_ctx("js"), "javascript")
-    yield k
-    k.close()
-
-
-@pytest.fixture
-def ts(sup):
-    k = sup.spawn(new_ctx("ts"), "typescript")
-    yield k
-    k.close()
+sup = supervisor_fixture("js", preload=False, before=install_node_packages)
+js = kernel_fixture("js", "javascript")
+ts = kernel_fixture("ts", "typescript")
 
 
 def ok(k, code, **kw):

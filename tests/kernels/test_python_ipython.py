@@ -16,23 +16,13 @@ import time
 
 import pytest
 
-from test_kernels import HAVE_PYLIBS, Result, Supervisor, new_ctx
+from test_kernels import HAVE_PYLIBS, Result, kernel_fixture, supervisor_fixture
 
 needs_pylibs = pytest.mark.skipif(not HAVE_PYLIBS, reason="numpy/pandas/matplotlib missing")
 
 
-@pytest.fixture(scope="module")
-def sup(tmp_path_factory):
-    s = Supervisor(tmp_path_factory.mktemp("ipy"), preload=HAVE_PYLIBS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def py(sup):
-    k = sup.spawn(new_ctx("ipy"))
-    yield k
-    k.close()
+sup = supervisor_fixture("ipy", preload=HAVE_PYLIBS)
+py = kernel_fixture("ipy")
 
 
 def ok(r):
