@@ -18,6 +18,7 @@
 #define LINE_MAX_BYTES	(32 << 20)	/* one NDJSON line (a big PNG) */
 #define EXEC_MAX_BYTES	((curl_off_t)256 << 20)	/* one execution's answer */
 #define CODE_PORT	"49999"
+#define ENVD_PORT	"49983"
 #define STALL_S		30	/* no byte at all (keepalives are every 5 s) */
 #define HEALTH_TIMEOUT_MS 2000
 
@@ -409,17 +410,19 @@ run_write(char *p, size_t size, size_t n, void *arg)
 	return ndjson_feed(&r->nd, p, len) == 0 ? len : 0;
 }
 
+/* The headers that reach port of sb through our own provider's proxy,
+ * and sb's envd token. */
 static struct curl_slist *
-run_headers(const struct e2b_sandbox *sb)
+sandbox_headers(const struct e2b_sandbox *sb, const char *port)
 {
 	struct curl_slist *h = NULL;
 	char line[256];
 
-	h = curl_slist_append(h, "Content-Type: application/json");
 	if (cfg->sandbox_url && *cfg->sandbox_url) {
 		snprintf(line, sizeof(line), "E2b-Sandbox-Id: %s", sb->id);
 		h = curl_slist_append(h, line);
-		h = curl_slist_append(h, "E2b-Sandbox-Port: " CODE_PORT);
+		snprintf(line, sizeof(line), "E2b-Sandbox-Port: %s", port);
+		h = curl_slist_append(h, line);
 	}
 	if (sb->token[0]) {
 		snprintf(line, sizeof(line), "X-Access-Token: %s", sb->token);
@@ -429,18 +432,52 @@ run_headers(const struct e2b_sandbox *sb)
 	return h;
 }
 
+/* The URL of path on port of sb: E2B's <port>-<id>.<domain>, or ours. */
 static int
-run_url(const struct e2b_sandbox *sb, char *url, size_t sz)
+sandbox_url(const struct e2b_sandbox *sb, const char *port, const char *path,
+    char *url, size_t sz)
 {
 	int n;
 
 	if (cfg->sandbox_url && *cfg->sandbox_url)
-		n = snprintf(url, sz, "%s/execute", cfg->sandbox_url);
+		n = snprintf(url, sz, "%s%s", cfg->sandbox_url, path);
 	else
-		n = snprintf(url, sz, "%s://" CODE_PORT "-%s.%s/execute",
-		    cfg->scheme, sb->id, sb->domain[0] ? sb->domain :
-		    cfg->domain);
+		n = snprintf(url, sz, "%s://%s-%s.%s%s", cfg->scheme, port,
+		    sb->id, sb->domain[0] ? sb->domain : cfg->domain, path);
 	return n > 0 && (size_t)n < sz ? 0 : -1;
+}
+
+/*
+ * After an answer cut off mid-way: is sb still there?  Its envd's
+ * /health answers 502 through the proxy once the sandbox is gone (killed,
+ * expired): E2B's own SDK tells "the sandbox was killed while the request
+ * was in progress" this way (code-interpreter SDK, handleRequestError).
+ * Returns E2B_NOT_FOUND then, else E2B_BAD (the cut stays unexplained).
+ */
+static enum e2b_status
+cut_off(struct e2b *c, const struct e2b_sandbox *sb)
+{
+	struct curl_slist *hdrs;
+	struct buf body;
+	char url[512];
+	long status = 0;
+
+	if (sandbox_url(sb, ENVD_PORT, "/health", url, sizeof(url)) == -1)
+		return E2B_BAD;
+	buf_init(&body, CTL_BODY_MAX);
+	hdrs = sandbox_headers(sb, ENVD_PORT);
+	base_options(c->ctl);
+	curl_easy_setopt(c->ctl, CURLOPT_URL, url);
+	curl_easy_setopt(c->ctl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c->ctl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c->ctl, CURLOPT_TIMEOUT_MS, (long)HEALTH_TIMEOUT_MS);
+	curl_easy_setopt(c->ctl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c->ctl, CURLOPT_WRITEDATA, &body);
+	if (curl_easy_perform(c->ctl) == CURLE_OK)
+		curl_easy_getinfo(c->ctl, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	buf_release(&body);
+	return status == 502 || status == 404 ? E2B_NOT_FOUND : E2B_BAD;
 }
 
 enum e2b_status
@@ -457,7 +494,8 @@ e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
 	CURLcode rc;
 
 	*started = 0;
-	if (!id_ok(sb->id) || run_url(sb, url, sizeof(url)) == -1)
+	if (!id_ok(sb->id) ||
+	    sandbox_url(sb, CODE_PORT, "/execute", url, sizeof(url)) == -1)
 		return E2B_NOT_FOUND;
 	memset(&r, 0, sizeof(r));
 	ndjson_init(&r.nd, LINE_MAX_BYTES, on_line, &r);
@@ -479,7 +517,8 @@ e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
 		    json_object_new_double(timeout_ms / 1000.0));
 		timeout_ms += cfg->run_deadline_grace_ms + 3000;
 	}
-	hdrs = run_headers(sb);
+	hdrs = curl_slist_append(sandbox_headers(sb, CODE_PORT),
+	    "Content-Type: application/json");
 	base_options(c->run);
 	curl_easy_setopt(c->run, CURLOPT_URL, url);
 	/* HTTP/1.1: ending the transfer closes the connection, which is how
@@ -513,6 +552,8 @@ e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
 	else
 		st = http_status(r.status) == E2B_OK ? E2B_BAD :
 		    http_status(r.status);
+	if (st == E2B_BAD && *started && !r.ended)
+		st = cut_off(c, sb);	/* the answer ended before its end */
 	if (st != E2B_OK && st != E2B_ABORTED &&
 	    !(st == E2B_TIMEOUT && *started))
 		log_warnx("provider: execute in %s: HTTP %ld, %s", sb->id,

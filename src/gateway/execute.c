@@ -949,7 +949,7 @@ static int
 lost_sandbox(struct run *r)
 {
 	return run_failf(r, FAIL_LOST, NULL, "the sandbox is gone at the "
-	    "provider (it expired or was lost) and its state with it; send "
+	    "provider (closed, expired or lost) and its state with it; send "
 	    "the request again%s to start afresh",
 	    r->er->sandbox_id ? " without sandboxId" : "");
 }

@@ -4,6 +4,7 @@ gateway's reaper, the per-project cap (429 sandbox_limit), and that
 another project's sandbox is invisible on every route.
 """
 
+import json
 import threading
 import time
 from datetime import datetime, timezone
@@ -187,6 +188,33 @@ def test_delete_one(stack):
     assert new != sid
     delete(stack, "?sandboxId=" + new)
 
+
+def test_delete_during_run(stack):
+    """A session's sandbox closed while its code runs: the run is told at
+    once that the sandbox and its state are gone (the provider cuts the
+    answer off, and the sandbox no longer answers), not "the provider
+    failed"; its row says so."""
+    sid = create(stack, {"sessionId": "rt-cut"})["sandboxId"]
+    r = stack.post("/api/iris/execute/stream", stream=True, timeout=120, json={
+        "code": "print('go', flush=True)\nimport time\ntime.sleep(300)",
+        "sessionId": "rt-cut", "timeout": 120})
+    assert r.status_code == 200, r.text
+    events, event = [], None
+    for line in r.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            events.append((event, json.loads(line[6:])))
+            if event == "stdout":
+                assert_ok(delete(stack, "?sandboxId=" + sid))
+    r.close()
+    assert [e for e, _ in events].count("stdout") == 1, events
+    (e1, err), (e2, done) = events[-2:]
+    assert (e1, e2) == ("error", "done") and done["success"] is False, events
+    assert err["code"] == "sandbox_not_found" and "state" in err["message"], err
+    row = stack.sql("SELECT status, error_message FROM executions "
+                    "WHERE sandbox_id = ? ORDER BY rowid DESC LIMIT 1", (sid,))[0]
+    assert row["status"] == "upstream_error" and "lost" in row["error_message"], row
 
 def test_delete_all(stack):
     mine = [create(stack, {"sessionId": "rt-all-%d" % i})["sandboxId"] for i in range(3)]
