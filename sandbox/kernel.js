@@ -967,8 +967,14 @@ function onData(chunk) {
 
 // TypeScript is loaded (and its transpiler warmed) before hello, so the
 // first cell does not wait for it.
+// Its version is process.versions.typescript, as node's own are there
+// (what GET /api/iris/runtimes reports).
 if (LANGUAGE === 'typescript') {
   try { transpile('const warm: number = 1\n', 0); } catch (e) { log(e.message); }
+  try {
+    Object.defineProperty(process.versions, 'typescript',
+                          { value: dep('typescript').version, enumerable: true });
+  } catch (e) { log(e.message); }
 }
 const readerUp = startReader();
 

@@ -365,8 +365,10 @@ def _dataframe_data(df):
     names, columns = [], []
     index = df.index
     pd = sys.modules.get("pandas")
-    default = (pd is not None and isinstance(index, pd.RangeIndex) and index.name is None
-               and index.start == 0 and index.step == 1)
+    # The default index says nothing: 0..n-1 (a RangeIndex), or no rows.
+    default = index.name is None and index.nlevels == 1 and (
+        len(index) == 0 or pd is not None and isinstance(index, pd.RangeIndex)
+        and index.start == 0 and index.step == 1)
     if not default:
         levels = index.nlevels
         for i in range(levels):
@@ -581,6 +583,11 @@ def _shell_class():
 
         def enable_gui(self, gui=None):
             pass                              # `%matplotlib inline`: no GUI loop
+
+        def ask_exit(self):
+            # exit() / quit(): as in a Jupyter kernel, the cell goes on and
+            # the kernel stays (IPython's base shell has no ask_exit).
+            pass
 
         def transform_cell(self, raw_cell):
             # IPython drops leading blank lines; put them back so that

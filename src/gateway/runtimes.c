@@ -36,6 +36,10 @@
 /*
  * Python: the installed distributions whose top-level modules the import
  * system finds (no import: some have side effects), with their versions.
+ * A distribution whose metadata lists no modules (a one-file .egg-info)
+ * is its name's module if there is one; one whose metadata says 0.0.0
+ * (Debian builds some so) has its module's __version__, the one case
+ * where a module is imported (in the probe's own fresh sandbox).
  */
 static const char py_probe[] =
 "def _iris_probe():\n"
@@ -50,17 +54,26 @@ static const char py_probe[] =
 "            return m.isidentifier() and iu.find_spec(m) is not None\n"
 "        except Exception:\n"
 "            return False\n"
+"    def real_version(m):\n"
+"        try:\n"
+"            v = getattr(__import__(m), '__version__', None)\n"
+"        except Exception:\n"
+"            return None\n"
+"        return v if isinstance(v, str) else None\n"
 "    seen, pkgs = set(), []\n"
 "    for d in md.distributions():\n"
 "        name = d.metadata['Name']\n"
 "        key = re.sub(r'[-_.]+', '-', name or '').lower()\n"
 "        if not name or key in seen:\n"
 "            continue\n"
-"        ms = sorted(m for m in mods.get(name, ()) if not m.startswith('_')\n"
-"                    and spec(m))\n"
+"        own = mods.get(name) or [key.replace('-', '_')]\n"
+"        ms = sorted(m for m in own if not m.startswith('_') and spec(m))\n"
 "        if ms:\n"
 "            seen.add(key)\n"
-"            pkgs.append({'name': name, 'version': d.version,\n"
+"            version = d.version\n"
+"            if version in (None, '0.0.0'):\n"
+"                version = real_version(ms[0]) or version\n"
+"            pkgs.append({'name': name, 'version': version,\n"
 "                         'modules': ms})\n"
 "    pkgs.sort(key=lambda p: p['name'].lower())\n"
 "    print('" RUNTIMES_MARK "' + json.dumps({\n"
@@ -188,7 +201,9 @@ static const char js_probe[] =
 "      else if (!n.startsWith('.')) add(path.join(dir, n));\n"
 "  packages.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));\n"
 "  let typescript = null;\n"
-"  try { typescript = require('typescript').version; } catch (e) {}\n"
+"  try {\n"
+"    typescript = process.versions.typescript || require('typescript').version;\n"
+"  } catch (e) {}\n"
 "  console.log('" RUNTIMES_MARK "' + JSON.stringify({\n"
 "    version: process.versions.node, runtime: 'node', typescript,\n"
 "    packages}));\n"
@@ -235,6 +250,7 @@ static const char bash_probe[] =
 
 static const char *const no_aliases[] = { NULL };
 static const char *const js_aliases[] = { "js", NULL };
+static const char *const ts_aliases[] = { "ts", NULL };
 
 /* The languages probed, in the order listed. */
 static const struct lang {
@@ -251,7 +267,7 @@ static const struct lang {
 	  .required = 1 },
 	{ .name = "javascript", .aliases = js_aliases, .probe = js_probe,
 	  .check = js_check, .version_key = "version" },
-	{ .name = "typescript", .aliases = no_aliases, .probe = js_probe,
+	{ .name = "typescript", .aliases = ts_aliases, .probe = js_probe,
 	  .check = js_check, .version_key = "typescript" },
 	{ .name = "bash", .aliases = no_aliases, .probe = bash_probe,
 	  .version_key = "version" },

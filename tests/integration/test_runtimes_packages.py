@@ -11,6 +11,7 @@ provider, checked against what runs in a sandbox report themselves.
 """
 
 import json
+import re
 import threading
 import time
 
@@ -335,6 +336,26 @@ def test_runtimes_are_true(stack):
     bash = run(stack, 'echo "${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}"',
                language="bash")["output"].strip()
     assert by["bash"]["version"] == bash and by["bash"]["packages"] == []
+    ts = by["typescript"]
+    assert ts["aliases"] == ["ts"] and ts["runtime"] == "node", ts
+    assert re.match(r"^\d+\.\d+\.\d+$", ts["version"] or ""), ts
+
+
+def test_runtimes_versions_where_metadata_says_less(stack):
+    """Distributions whose metadata names no modules (a one-file
+    .egg-info) are still listed, as their name's module; those whose
+    metadata says 0.0.0 (as Debian builds some) get their module's
+    __version__."""
+    body, _ = runtimes(stack)
+    py = next(rt for rt in body["runtimes"] if rt["language"] == "python")
+    pkgs = {p["name"].lower(): p for p in py["packages"]}
+    # pexpect (IPython's) and kiwisolver (matplotlib's), as Debian 12 has them
+    assert pkgs["pexpect"]["modules"] == ["pexpect"], pkgs.get("pexpect")
+    assert [p for p in pkgs.values() if p["version"] == "0.0.0"] == []
+    seen = json.loads(run(stack, "import json, pexpect, kiwisolver\n"
+                             "print(json.dumps([pexpect.__version__, kiwisolver.__version__]))")
+                      ["output"])
+    assert [pkgs["pexpect"]["version"], pkgs["kiwisolver"]["version"]] == seen
 
 
 def test_every_listed_python_package_passes_the_check(stack):

@@ -158,6 +158,15 @@ def test_exceptions_name_value_traceback(py):
     assert py.run("2").count == before + 1
 
 
+def test_exit_and_quit_leave_the_kernel(py):
+    """As in a Jupyter kernel: exit() and quit() are no errors, the cell
+    goes on, the state stays."""
+    for call in ("exit()", "quit()"):
+        r = ok(py.run("kept = 'still here'\n%s\nprint('after')" % call))
+        assert r.stdout == "after\n" and r.stderr == "", r
+        assert ok(py.run("kept")).text == "still here"
+
+
 def test_interrupt_async_cell(py):
     py.start("import asyncio\nprint('waiting', flush=True)\nawait asyncio.sleep(30)")
     assert py.read()["type"] == "number_of_executions"
@@ -183,8 +192,11 @@ def test_dataframe_data_keeps_index(py):
     m = r.main[0]
     assert m["data"] == {"region": ["e", "n", "s"], "total": [40, 40, 20]}
     assert "<table" in m["html"]
-    # the default 0..n-1 index adds nothing; an unnamed other one is "index"
+    # the default 0..n-1 index adds nothing (nor does an empty frame's);
+    # an unnamed other one is "index"
     assert ok(py.run("pd.DataFrame({'a': [1, 2]})")).main[0]["data"] == {"a": [1, 2]}
+    assert ok(py.run("pd.DataFrame()")).main[0]["data"] == {}
+    assert ok(py.run("pd.DataFrame({'a': []})")).main[0]["data"] == {"a": []}
     assert ok(py.run("df[df.sales > 15]")).main[0]["data"] == {
         "index": [1, 2, 3], "region": ["s", "e", "n"], "sales": [20, 40, 30]}
     m = ok(py.run("df.set_index(['region', 'sales']).assign(one=1)")).main[0]
