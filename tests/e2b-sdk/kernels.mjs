@@ -279,6 +279,14 @@ await check('top-level await', async () => {
   same(e.text, 'ready', 'text')
 })
 
+await check('IPython cell magics and shell escapes', async () => {
+  const w = await py('%%writefile /tmp/note.txt\nkeep calm\nand carry on\n')
+  same(w.logs.stdout.join(''), 'Writing /tmp/note.txt\n', '%%writefile')
+  const e = await py('!grep -c a /tmp/note.txt\nfound = !grep carry /tmp/note.txt\nfound[0].upper()')
+  same(e.logs.stdout.join(''), '2\n', '!grep')
+  same(e.text, 'AND CARRY ON', 'a shell escape\'s lines as a value')
+})
+
 await check('PIL Image.show() and .save()', async () => {
   await py('from PIL import Image\nswatch = Image.new("RGB", (8, 5), "teal")')
   const shown = await py('swatch.show()')
@@ -401,6 +409,40 @@ await check('each run decodes its own UTF-8', async () => {
   same(b.logs.stdout.join(''), '\ufffd\ufffdB\n', 'the next run')
   const c = await need().runCode("printf '\\xe2\\x82\\xac\\n'", { language: 'bash' })
   same(c.logs.stdout.join(''), '€\n', 'a whole character')
+})
+
+await check('non-ASCII output arrives whole in each language', async () => {
+  // Large enough to span many network chunks: a character split between
+  // two of them must still reach the SDK whole.
+  const want = 'ø€😀'.repeat(60000) + '\n'
+  const runs = {
+    python: 'print("ø€😀" * 60000)',
+    js: 'console.log("ø€😀".repeat(60000))',
+    bash: 'for i in $(seq 60000); do printf "ø€😀"; done; echo',
+  }
+  for (const [language, code] of Object.entries(runs)) {
+    const e = await need().runCode(code, { language })
+    assert(e.error === undefined, `${language}: error ${show(e.error)}`)
+    const out = e.logs.stdout.join('')
+    const bad = out.indexOf('\ufffd')
+    assert(bad === -1, `${language}: U+FFFD at ${bad} of ${out.length}`)
+    same(out.length, want.length, `${language}: length`)
+    assert(out === want, `${language}: text differs`)
+  }
+  const r = await need().runCode('"ø€😀".repeat(60000)', { language: 'js' })
+  assert(r.text === 'ø€😀'.repeat(60000), `a javascript value: U+FFFD at ${String(r.text).indexOf('\ufffd')}`)
+})
+
+await check('output past the cap is a clean prefix', async () => {
+  // 400 000 three-byte characters, past the daemon's default cap
+  // (IRIS_SANDBOX_OUTPUT_BYTES, 1 MiB per stream):
+  // what is kept ends on a character boundary and nothing is added to it.
+  const e = await py('print("€" * 400000)')
+  const out = e.logs.stdout.join('')
+  same(out.length, Math.floor(1048576 / 3), 'characters kept')
+  assert(/^€+$/.test(out), `kept text ends in ${show(out.slice(-12))}`)
+  const after = await py('print("still here")')
+  same(after.logs.stdout.join(''), 'still here\n', 'the next run')
 })
 
 await check('partial line streamed while the run goes on', async () => {

@@ -206,12 +206,15 @@ KERNEL_CHECKS = [
     "chart scales: dates and log",
     "display of each rich format", "_repr_mimebundle_ and _ipython_display_",
     "dataframe data keeps its index", "cell starting with a newline and indentation",
-    "top-level await", "PIL Image.show() and .save()", "plotly figure: html and the figure JSON",
+    "top-level await", "IPython cell magics and shell escapes", "PIL Image.show() and .save()",
+    "plotly figure: html and the figure JSON",
     "seaborn plot", "blank figures not returned", "plt.show() then savefig gives one PNG",
     "kernel writes to fd 1 and 2 keep their order",
     "javascript fd writes and inherited child output",
     "javascript import statements", "typescript cell and context",
-    "each run decodes its own UTF-8", "partial line streamed while the run goes on"]
+    "each run decodes its own UTF-8", "non-ASCII output arrives whole in each language",
+    "output past the cap is a clean prefix",
+    "partial line streamed while the run goes on"]
 KERNELS_TIMEOUT = 480
 
 
