@@ -83,3 +83,60 @@ utf8_prefix(const char *s, size_t len, size_t max)
 		n--;
 	return n;
 }
+
+/* The code point of the valid n-byte character at s. */
+static unsigned long
+decode(const unsigned char *s, size_t n)
+{
+	unsigned long cp = s[0] & (0xff >> (n + 1));
+	size_t k;
+
+	for (k = 1; k < n; k++)
+		cp = cp << 6 | (s[k] & 0x3f);
+	return cp;
+}
+
+/* Writes \uXXXX for the UTF-16 unit u at out; returns 6. */
+static size_t
+escape_unit(unsigned long u, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	int k;
+
+	out[0] = '\\';
+	out[1] = 'u';
+	for (k = 0; k < 4; k++)
+		out[2 + k] = hex[(u >> (12 - 4 * k)) & 0xf];
+	return 6;
+}
+
+size_t
+utf8_json_ascii(const char *str, size_t len, char *out, size_t outsz,
+    size_t *used)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, o = 0, n;
+	unsigned long cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			if (o + 1 > outsz)
+				break;
+			out[o++] = (char)s[i++];
+			continue;
+		}
+		n = char_len(s + i, len - i);
+		cp = n ? decode(s + i, n) : 0xfffd;
+		if (o + (cp > 0xffff ? 12 : 6) > outsz)
+			break;
+		if (cp > 0xffff) {
+			o += escape_unit(0xd800 + ((cp - 0x10000) >> 10), out + o);
+			o += escape_unit(0xdc00 + ((cp - 0x10000) & 0x3ff),
+			    out + o);
+		} else
+			o += escape_unit(cp, out + o);
+		i += n ? n : 1;
+	}
+	*used = i;
+	return o;
+}

@@ -24,4 +24,15 @@ size_t	utf8_clean(const char *s, size_t len, char *out, size_t outsz);
  */
 size_t	utf8_prefix(const char *s, size_t len, size_t max);
 
+/*
+ * Copies JSON text s[0..len) into out (outsz bytes, not NUL-terminated)
+ * as ASCII: each non-ASCII character becomes a \uXXXX escape (a surrogate
+ * pair past U+FFFF) and each invalid byte \ufffd -- equal JSON, since such
+ * bytes can only be inside its strings.  Stops before a character whose
+ * escape (at most 12 bytes) does not fit.  Returns the bytes written to
+ * out; *used is set to the bytes of s consumed.
+ */
+size_t	utf8_json_ascii(const char *s, size_t len, char *out, size_t outsz,
+	    size_t *used);
+
 #endif

@@ -55,6 +55,8 @@ struct exec {
 	int		 client_fd;
 	struct buf	 out;		/* NDJSON ready for the client */
 	size_t		 out_off;
+	char		 esc[12];	/* an escape cut by a short read */
+	size_t		 esc_len, esc_off;
 	struct buf	 line;		/* a partial kernel line */
 	int		 skipping;	/* dropping an over-long line */
 	long		 stream_bytes[2];	/* stdout, stderr relayed */
@@ -904,6 +906,37 @@ enforce_deadline(struct exec *ex)
 	finish(ex);
 }
 
+/*
+ * Copies queued NDJSON into buf as ASCII (utf8_json_ascii): E2B's
+ * JavaScript SDK decodes each network chunk on its own, so a character
+ * split between two chunks would reach it as U+FFFD; E2B's own server
+ * sends ASCII too.  Returns the bytes copied.
+ */
+static size_t
+copy_out(struct exec *ex, char *buf, size_t max)
+{
+	size_t n, used;
+
+	if (ex->esc_off == ex->esc_len && ex->out_off < ex->out.len) {
+		n = utf8_json_ascii(ex->out.data + ex->out_off,
+		    ex->out.len - ex->out_off, buf, max, &used);
+		ex->out_off += used;
+		if (n > 0 || max == 0)
+			return n;
+		/* buf is shorter than the next escape: send it in pieces. */
+		ex->esc_len = utf8_json_ascii(ex->out.data + ex->out_off,
+		    ex->out.len - ex->out_off, ex->esc, sizeof(ex->esc), &used);
+		ex->esc_off = 0;
+		ex->out_off += used;
+	}
+	n = ex->esc_len - ex->esc_off;
+	if (n > max)
+		n = max;
+	memcpy(buf, ex->esc + ex->esc_off, n);
+	ex->esc_off += n;
+	return n;
+}
+
 ssize_t
 kernel_exec_read(struct exec *ex, char *buf, size_t max)
 {
@@ -912,12 +945,8 @@ kernel_exec_read(struct exec *ex, char *buf, size_t max)
 	int wait, nfds;
 
 	for (;;) {
-		if (ex->out_off < ex->out.len) {
-			n = ex->out.len - ex->out_off;
-			if (n > max)
-				n = max;
-			memcpy(buf, ex->out.data + ex->out_off, n);
-			ex->out_off += n;
+		if (ex->out_off < ex->out.len || ex->esc_off < ex->esc_len) {
+			n = copy_out(ex, buf, max);
 			ex->last_out_ms = ts_mono_ms();
 			return (ssize_t)n;
 		}

@@ -1,10 +1,15 @@
 """E2B's own JavaScript SDK (npm @e2b/code-interpreter, pinned in
 tests/e2b-sdk/package.json and package-lock.json) against iris-sandboxd:
-the compatibility check that the daemon speaks E2B's protocol.
+the compatibility check that the daemon speaks E2B's protocol, and that
+its kernels answer as E2B's code interpreter does.
 
-tests/e2b-sdk/compat.mjs does the SDK calls and prints one JSON line per
+tests/e2b-sdk/compat.mjs (the protocol: sandboxes, runs, contexts,
+streaming, timeouts) and tests/e2b-sdk/kernels.mjs (what kernels give back:
+charts, display(), DataFrames, figures, PIL, plotly, seaborn, IPython
+syntax, JavaScript imports, TypeScript, default contexts, per-run UTF-8,
+partial lines streamed) do the SDK calls and print one JSON line per
 check; this test installs the SDK with `npm ci` (only when node_modules is
-missing or older than the lock), runs the script against a daemon through
+missing or older than the lock), runs each script against a daemon through
 a transparent logging proxy (so that a failure shows exactly which requests
 the SDK made and what they got), and asserts every check passed.
 
@@ -91,15 +96,19 @@ CHECKS = ["create", "runCode keeps state", "stdout", "stderr", "error", "matplot
           "Sandbox.connect", "kill", "killed sandbox refuses runs"]
 
 
-@pytest.fixture(scope="module")
-def sdk_run(daemon, sdk, tmp_path_factory):
-    """Runs compat.mjs once against the daemon, through a logging proxy."""
-    # The pool's first sandbox up (see test_pool_hands_out_only_started_sandboxes).
+def wait_pool_ready(daemon):
+    """The pool's first sandbox up (see test_pool_hands_out_only_started_sandboxes)."""
     deadline = time.monotonic() + 20
     while "data stack preloaded" not in daemon.log_path.read_text(errors="replace"):
         assert time.monotonic() < deadline, daemon.log()
         time.sleep(0.05)
     time.sleep(0.3)
+
+
+def run_script(daemon, node, script, work, timeout=NODE_TIMEOUT):
+    """Runs tests/e2b-sdk/<script> once against the daemon, through a
+    logging proxy; returns its checks (by name, in order), its closing
+    line, exit status, a readable report and the SDK's requests."""
     proxy = LoggingProxy(daemon.port)
     env = clean_env()
     env.update({
@@ -110,16 +119,15 @@ def sdk_run(daemon, sdk, tmp_path_factory):
     })
     t0 = time.monotonic()
     try:
-        r = subprocess.run([sdk, "compat.mjs"], cwd=SDK_DIR, env=env, capture_output=True,
-                           text=True, timeout=NODE_TIMEOUT)
+        r = subprocess.run([node, script], cwd=SDK_DIR, env=env, capture_output=True,
+                           text=True, timeout=timeout)
         out, err, rc = r.stdout, r.stderr, r.returncode
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = "node compat.mjs: timed out after %d s" % NODE_TIMEOUT
+        err = "node %s: timed out after %d s" % (script, timeout)
         rc = None
     took = time.monotonic() - t0
     proxy.close()
-    work = tmp_path_factory.mktemp("e2b-sdk")
     (work / "sdk-requests.json").write_text(json.dumps(proxy.entries, indent=1))
     (work / "sdk-output.txt").write_text(out + "\n--- stderr ---\n" + err)
 
@@ -134,14 +142,36 @@ def sdk_run(daemon, sdk, tmp_path_factory):
         elif obj.get("done"):
             done = obj
     report = "\n".join(
-        ["node compat.mjs: exit %s in %.1f s (requests: %s)" % (rc, took, work / "sdk-requests.json")] +
-        ["  %-4s %-30s %6d ms  %s" % ("ok" if c["ok"] else "FAIL", c["check"], c["ms"],
+        ["node %s: exit %s in %.1f s (requests: %s)" % (script, rc, took, work / "sdk-requests.json")] +
+        ["  %-4s %-45s %6d ms  %s" % ("ok" if c["ok"] else "FAIL", c["check"], c["ms"],
                                        c.get("error", "")) for c in checks.values()] +
         ["--- the SDK's requests (through the logging proxy) ---"] + proxy.summary() +
         ["--- stderr ---", err[-3000:]])
     print(report)
     return {"checks": checks, "done": done, "rc": rc, "report": report,
-            "requests": proxy.entries}
+            "requests": proxy.entries, "script": script}
+
+
+def assert_check(run, name):
+    """The check called name ran in that script and passed (else a failure
+    naming it, its error, and the requests that got an error answer)."""
+    c = run["checks"].get(name)
+    assert c is not None, "%s: check %r did not run\n%s" % (run["script"], name, run["report"])
+    if not c["ok"]:
+        bad = ["%s %s (%s) -> %s" % (e.get("method"), e.get("path"),
+                                    e.get("headers", {}).get("e2b-sandbox-port", "api"),
+                                    e.get("status"))
+               for e in run["requests"] if (e.get("status") or 999) >= 400]
+        pytest.fail("%s: %s: %s\n%s\nrequests answered with an error:\n  %s"
+                    % (run["script"], name, c.get("error"), c.get("stack", ""),
+                       "\n  ".join(bad)))
+
+
+@pytest.fixture(scope="module")
+def sdk_run(daemon, sdk, tmp_path_factory):
+    """Runs compat.mjs once against the daemon, through a logging proxy."""
+    wait_pool_ready(daemon)
+    return run_script(daemon, sdk, "compat.mjs", tmp_path_factory.mktemp("e2b-sdk"))
 
 
 def test_sdk_script_ran_every_check(sdk_run):
@@ -151,15 +181,7 @@ def test_sdk_script_ran_every_check(sdk_run):
 
 @pytest.mark.parametrize("name", CHECKS)
 def test_sdk(sdk_run, name):
-    c = sdk_run["checks"].get(name)
-    assert c is not None, "check %r did not run\n%s" % (name, sdk_run["report"])
-    if not c["ok"]:
-        bad = ["%s %s (%s) -> %s" % (e.get("method"), e.get("path"),
-                                    e.get("headers", {}).get("e2b-sandbox-port", "api"),
-                                    e.get("status"))
-               for e in sdk_run["requests"] if (e.get("status") or 999) >= 400]
-        pytest.fail("%s: %s\n%s\nrequests answered with an error:\n  %s"
-                    % (name, c.get("error"), c.get("stack", ""), "\n  ".join(bad)))
+    assert_check(sdk_run, name)
 
 
 def test_sdk_requests_all_routed(sdk_run):
@@ -174,3 +196,41 @@ def test_sdk_requests_all_routed(sdk_run):
                 and not (e.get("method") == "DELETE" and e.get("path", "").startswith("/sandboxes/"))
                 and not (e.get("method") == "GET" and e.get("path", "").startswith("/sandboxes/"))]
     assert not unrouted, "\n".join(unrouted)
+
+
+# What kernels.mjs checks, in its order: kernels that behave like Jupyter and
+# E2B's code interpreter, as the SDK's own result types read them.
+KERNEL_CHECKS = [
+    "default contexts right after create", "line chart", "scatter chart", "bar chart",
+    "pie chart", "box_and_whisker chart", "superchart", "unknown chart",
+    "chart scales: dates and log",
+    "display of each rich format", "_repr_mimebundle_ and _ipython_display_",
+    "dataframe data keeps its index", "cell starting with a newline and indentation",
+    "top-level await", "IPython cell magics and shell escapes", "PIL Image.show() and .save()",
+    "plotly figure: html and the figure JSON",
+    "seaborn plot", "blank figures not returned", "plt.show() then savefig gives one PNG",
+    "kernel writes to fd 1 and 2 keep their order",
+    "javascript fd writes and inherited child output",
+    "javascript import statements", "typescript cell and context",
+    "each run decodes its own UTF-8", "non-ASCII output arrives whole in each language",
+    "output past the cap is a clean prefix",
+    "partial line streamed while the run goes on"]
+KERNELS_TIMEOUT = 480
+
+
+@pytest.fixture(scope="module")
+def kernels_run(daemon, sdk, tmp_path_factory):
+    """Runs kernels.mjs once against the daemon, through a logging proxy."""
+    wait_pool_ready(daemon)
+    return run_script(daemon, sdk, "kernels.mjs", tmp_path_factory.mktemp("e2b-sdk-kernels"),
+                      timeout=KERNELS_TIMEOUT)
+
+
+def test_sdk_kernels_script_ran_every_check(kernels_run):
+    assert kernels_run["done"] is not None, "kernels.mjs did not finish\n" + kernels_run["report"]
+    assert list(kernels_run["checks"]) == KERNEL_CHECKS, kernels_run["report"]
+
+
+@pytest.mark.parametrize("name", KERNEL_CHECKS)
+def test_sdk_kernels(kernels_run, name):
+    assert_check(kernels_run, name)

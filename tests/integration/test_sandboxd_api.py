@@ -2,10 +2,12 @@
 get, list, timeout, refresh, delete, auth, the cap, expiry) and the sandbox
 plane (routing by headers and by Host, /execute's live NDJSON stream,
 contexts in three languages, serialized executions, interrupts on
-disconnect, rich results, the output cap), and a SIGTERM that leaves
-nothing behind.  Shapes and texts follow docs/e2b-protocol.md (E2B's own).
+disconnect, rich results, the output cap, an answer in ASCII), and a
+SIGTERM that leaves nothing behind.  Shapes and texts follow
+docs/e2b-protocol.md (E2B's own).
 """
 
+import http.client
 import json
 import re
 import signal
@@ -533,6 +535,43 @@ def test_output_cap(daemon, sbx):
     assert ex.types[-2:] == ["output_truncated", "end_of_execution"]
     # The next execution has its own budget.
     assert daemon.run(sbx, "print('fine')").stdout == "fine\n"
+
+
+def raw_execute(daemon, sid, **body):
+    """POST /execute; the answer's bytes as they came."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=120)
+    try:
+        headers = daemon.sbx_headers(sid)
+        headers["Content-Type"] = "application/json"
+        conn.request("POST", "/execute", json.dumps(body).encode(), headers)
+        resp = conn.getresponse()
+        assert resp.status == 200, (resp.status, resp.read()[:500])
+        return resp.read()
+    finally:
+        conn.close()
+
+
+def test_execute_answer_is_ascii(daemon, sbx):
+    # Non-ASCII text travels as JSON escapes, as E2B's server sends it: E2B's
+    # JavaScript SDK decodes each network chunk on its own, so a character
+    # split between two chunks would reach it as U+FFFD.  From the
+    # JavaScript kernel (which writes UTF-8), and in the piece of a stream
+    # the daemon cuts at its cap (which it writes itself).
+    text = "ø€😀" * 30000
+    cases = [
+        ({"language": "javascript",
+          "code": "console.log('ø€😀'.repeat(30000)); 'ø€😀'.repeat(30000)"},
+         text + "\n", text),
+        ({"code": "print('€' * 400000)"}, "€" * ((1 << 20) // 3), None),
+    ]
+    for body, out, value in cases:
+        raw = raw_execute(daemon, sbx, **body)
+        high = next((i for i, b in enumerate(raw) if b >= 0x80), None)
+        assert high is None, (body["code"], high, raw[max(0, (high or 0) - 40):(high or 0) + 40])
+        events = [json.loads(line) for line in raw.splitlines()]
+        assert "".join(e["text"] for e in events if e["type"] == "stdout") == out, body["code"]
+        if value is not None:
+            assert [e["text"] for e in events if e["type"] == "result"] == [value]
 
 
 def test_other_sandboxes_served_while_one_is_busy(daemon, sbx):

@@ -974,6 +974,54 @@ test_utf8_prefix_never_splits_a_character(void **state)
 	assert_int_equal(utf8_prefix("\xf0\x9f\x98\x80", 4, 3), 0);
 }
 
+static void
+test_utf8_json_ascii_escapes(void **state)
+{
+	/* "{"t":"é€😀"}": two-, three- and four-byte characters. */
+	const char *s = "{\"t\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}";
+	const char *want = "{\"t\":\"\\u00e9\\u20ac\\ud83d\\ude00\"}";
+	char out[64];
+	size_t used, n;
+
+	(void)state;
+	n = utf8_json_ascii(s, strlen(s), out, sizeof(out), &used);
+	assert_int_equal(used, strlen(s));
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(out, want, n);
+	/* ASCII unchanged; invalid bytes (a stray continuation, a cut
+	 * sequence) are U+FFFD each. */
+	n = utf8_json_ascii("ab\x82" "c\xe2\x82", 6, out, sizeof(out), &used);
+	assert_int_equal(used, 6);
+	assert_int_equal(n, 21);
+	assert_memory_equal(out, "ab\\ufffdc\\ufffd\\ufffd", n);
+}
+
+static void
+test_utf8_json_ascii_stops_before_a_cut_escape(void **state)
+{
+	char out[16];
+	size_t used, n;
+
+	(void)state;
+	/* "a€": the escape needs 6 bytes after the "a". */
+	n = utf8_json_ascii("a\xe2\x82\xac", 4, out, 6, &used);
+	assert_int_equal(n, 1);
+	assert_int_equal(used, 1);
+	n = utf8_json_ascii("a\xe2\x82\xac", 4, out, 7, &used);
+	assert_int_equal(n, 7);
+	assert_int_equal(used, 4);
+	/* A surrogate pair is never split: 11 bytes hold none of it. */
+	n = utf8_json_ascii("\xf0\x9f\x98\x80", 4, out, 11, &used);
+	assert_int_equal(n, 0);
+	assert_int_equal(used, 0);
+	n = utf8_json_ascii("\xf0\x9f\x98\x80", 4, out, 12, &used);
+	assert_int_equal(n, 12);
+	assert_memory_equal(out, "\\ud83d\\ude00", 12);
+	n = utf8_json_ascii("x", 1, out, 0, &used);
+	assert_int_equal(n, 0);
+	assert_int_equal(used, 0);
+}
+
 #define DB_TEST(f)	cmocka_unit_test_setup_teardown(f, db_setup, \
 			    db_teardown)
 
@@ -1011,6 +1059,8 @@ main(void)
 		cmocka_unit_test(test_ts_parse_bad_syntax),
 		cmocka_unit_test(test_utf8_prefix_fits_whole),
 		cmocka_unit_test(test_utf8_prefix_never_splits_a_character),
+		cmocka_unit_test(test_utf8_json_ascii_escapes),
+		cmocka_unit_test(test_utf8_json_ascii_stops_before_a_cut_escape),
 		cmocka_unit_test(test_buf_append_to_ceiling),
 		cmocka_unit_test(test_buf_append_past_ceiling),
 		cmocka_unit_test(test_buf_printf_past_ceiling),
