@@ -15,7 +15,9 @@
 #include "gateway/ndjson.h"
 
 #define CTL_BODY_MAX	(1 << 20)	/* a control-plane answer */
-#define LINE_MAX_BYTES	(32 << 20)	/* one NDJSON line (a big PNG) */
+/* One NDJSON line: iris-sandboxd passes kernel lines of up to 16 MiB on,
+ * escaped to ASCII (up to 3 times longer: a 4-byte character is 12). */
+#define LINE_MAX_BYTES	(48 << 20)
 #define EXEC_MAX_BYTES	((curl_off_t)256 << 20)	/* one execution's answer */
 #define CODE_PORT	"49999"
 #define ENVD_PORT	"49983"
