@@ -7,39 +7,10 @@
 // {"done": true, "passed": N, "failed": M}.  Exit status 0 if every check passed.
 import { Sandbox } from '@e2b/code-interpreter'
 
+import { assert, checks } from './checks.mjs'
+
 const CHECK_TIMEOUT_MS = Number(process.env.COMPAT_CHECK_TIMEOUT_MS || 40000)
-let passed = 0
-let failed = 0
-
-function assert(cond, what) {
-  if (!cond) throw new Error(`assertion failed: ${what}`)
-}
-
-function withTimeout(promise, ms, name) {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${name}: no answer in ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
-
-async function check(name, fn) {
-  const t0 = Date.now()
-  try {
-    const detail = await withTimeout(Promise.resolve().then(fn), CHECK_TIMEOUT_MS, name)
-    passed++
-    console.log(JSON.stringify({ check: name, ok: true, ms: Date.now() - t0, detail: detail ?? null }))
-  } catch (e) {
-    failed++
-    console.log(JSON.stringify({
-      check: name, ok: false, ms: Date.now() - t0,
-      error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`,
-      stack: String(e?.stack ?? '').split('\n').slice(0, 6).join('\n'),
-    }))
-  }
-}
+const { check, done } = checks(CHECK_TIMEOUT_MS)
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 let sbx = null
@@ -247,5 +218,4 @@ await check('killed sandbox refuses runs', async () => {
   return { runCode: `${threw.name}: ${String(threw.message).slice(0, 100)}`, getInfo: infoErr.name }
 })
 
-console.log(JSON.stringify({ done: true, passed, failed }))
-process.exit(failed === 0 ? 0 : 1)
+done()

@@ -4,25 +4,13 @@
 //
 // Run by tests/integration/test_kernel_js.py with E2B_API_URL,
 // E2B_SANDBOX_URL and E2B_API_KEY set (as compat.mjs).  Prints one JSON line
-// per check: {"check", "ok", "ms", "detail"|"error"}, then {"done": true}.
+// per check: {"check", "ok", "ms", "detail"|"error"}, then
+// {"done": true, "passed": N, "failed": M} (checks.mjs).
 import { Sandbox } from '@e2b/code-interpreter'
 
-function assert(cond, what) {
-  if (!cond) throw new Error(`assertion failed: ${what}`)
-}
+import { assert, checks } from './checks.mjs'
 
-async function check(name, fn) {
-  const t0 = Date.now()
-  try {
-    const detail = await fn()
-    console.log(JSON.stringify({ check: name, ok: true, ms: Date.now() - t0, detail: detail ?? null }))
-  } catch (e) {
-    console.log(JSON.stringify({
-      check: name, ok: false, ms: Date.now() - t0,
-      error: `${e?.name ?? 'Error'}: ${e?.message ?? e}`,
-    }))
-  }
-}
+const { check, done } = checks(Number(process.env.CONTEXTS_CHECK_TIMEOUT_MS || 90000))
 
 const sbx = await Sandbox.create({ timeoutMs: 180_000 })
 let listed = []
@@ -77,4 +65,4 @@ await check('restart and remove the default javascript context', async () => {
 })
 
 await sbx.kill()
-console.log(JSON.stringify({ done: true }))
+done()
