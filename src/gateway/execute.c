@@ -573,18 +573,6 @@ on_event(void *arg, struct json_object *ev)
 	return rv;
 }
 
-/* Events of a helper run (context, package check) are only collected. */
-static int
-collect_event(void *arg, struct json_object *ev)
-{
-	const char *name;
-	struct json_object *data;
-
-	outcome_event(arg, ev, &name, &data);
-	json_object_put(data);
-	return 0;
-}
-
 /* Runs a helper snippet in the sandbox.  OUT: o (initialized here). */
 static enum e2b_status
 helper_run(struct run *r, const char *code, const char *language,
@@ -594,7 +582,7 @@ helper_run(struct run *r, const char *code, const char *language,
 
 	outcome_init(o, 1 << 20);
 	return e2b_execute(r->req->e2b, &r->lease.sb, code, strlen(code),
-	    language, env, 60000, collect_event, o, &started);
+	    language, env, 60000, outcome_collect, o, &started);
 }
 
 /*

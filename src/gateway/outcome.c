@@ -281,6 +281,17 @@ outcome_event(struct outcome *o, struct json_object *ev, const char **name,
 		o->execution_count = (long)json_object_get_int64(v);
 }
 
+int
+outcome_collect(void *arg, struct json_object *event)
+{
+	const char *name;
+	struct json_object *data;
+
+	outcome_event(arg, event, &name, &data);
+	json_object_put(data);
+	return 0;
+}
+
 void
 outcome_fail(struct outcome *o, const char *name, const char *value)
 {

@@ -45,13 +45,20 @@ void	outcome_release(struct outcome *o);
 /*
  * Folds in one provider event.  A provider's "output_truncated" event
  * ({"stdout": {"dropped_bytes": N}, "stderr": ...}) adds what the
- * provider dropped before it reached us to the counts.  OUT: *name and *data, what a stream
- * client is sent for it ("stdout" {"text"}, "result" <Result>, "error"
- * <Error>; *data a new reference), or NULL names for events it is not
- * sent (the count).
+ * provider dropped before it reached us to the counts.  OUT: *name and
+ * *data, what a stream client is sent for it ("stdout" {"text"},
+ * "result" <Result>, "error" <Error>; *data a new reference), or NULL
+ * names for events it is not sent (the count).
  */
 void	outcome_event(struct outcome *o, struct json_object *event,
 	    const char **name, struct json_object **data);
+
+/*
+ * An e2b_execute event callback for runs whose events are only kept (a
+ * helper run, a probe): outcome_event into arg, a struct outcome.
+ * Returns 0 (never stops the run).
+ */
+int	outcome_collect(void *arg, struct json_object *event);
 
 /* Records that the execution was ended after timeout_s seconds. */
 void	outcome_timeout(struct outcome *o, int timeout_s);

@@ -451,17 +451,6 @@ runtimes_report(const char *line)
 
 /* --- probing ------------------------------------------------------------- */
 
-static int
-collect(void *arg, struct json_object *ev)
-{
-	struct json_object *data;
-	const char *name;
-
-	outcome_event(arg, ev, &name, &data);
-	json_object_put(data);
-	return 0;
-}
-
 /* The report after the marker in out's stdout, or NULL (a new object). */
 static struct json_object *
 report_of(struct outcome *o)
@@ -490,7 +479,7 @@ probe_one(struct request *req, const struct e2b_sandbox *sb,
 	*entry = NULL;
 	outcome_init(&o, PROBE_OUTPUT_MAX);
 	st = e2b_execute(req->e2b, sb, l->probe, strlen(l->probe), l->name,
-	    NULL, PROBE_TIMEOUT_MS, collect, &o, &started);
+	    NULL, PROBE_TIMEOUT_MS, outcome_collect, &o, &started);
 	if (st == E2B_OK && !outcome_failed(&o) &&
 	    (report = report_of(&o)) != NULL)
 		*entry = runtimes_entry(l->name, report);
