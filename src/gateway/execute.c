@@ -312,25 +312,14 @@ check_code(struct run *r, const struct field *f, struct json_object *v)
 static int
 check_language(struct run *r, const struct field *f, struct json_object *v)
 {
-	static const char *const names[][2] = {
-		{ "python", "python" }, { "javascript", "javascript" },
-		{ "js", "javascript" }, { "typescript", "typescript" },
-		{ "ts", "typescript" }, { "bash", "bash" },
-	};
-	const char *s;
-	size_t i;
+	const char *l = json_object_is_type(v, json_type_string) ?
+	    runtimes_language(json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v)) : NULL;
 
-	if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if ((size_t)json_object_get_string_len(v) ==
-			    strlen(names[i][0]) && strcmp(s, names[i][0]) == 0) {
-				r->er->language = names[i][1];
-				return 0;
-			}
-	}
-	return bad(r, f->name, "must be one of python, javascript (js), "
-	    "typescript (ts), bash");
+	if (l == NULL)
+		return bad(r, f->name, "must be one of " RUNTIMES_LANGUAGES);
+	r->er->language = l;
+	return 0;
 }
 
 /* 1 if v is a string that is a valid id. */

@@ -273,6 +273,24 @@ static const struct lang {
 	  .version_key = "version" },
 };
 
+const char *
+runtimes_language(const char *name, size_t len)
+{
+	const char *const *a;
+	size_t i;
+
+	if (strlen(name) != len)
+		return NULL;		/* a NUL inside */
+	for (i = 0; i < sizeof(langs) / sizeof(langs[0]); i++) {
+		if (strcmp(name, langs[i].name) == 0)
+			return langs[i].name;
+		for (a = langs[i].aliases; *a; a++)
+			if (strcmp(name, *a) == 0)
+				return langs[i].name;
+	}
+	return NULL;
+}
+
 #define NLANGS	(sizeof(langs) / sizeof(langs[0]))
 
 static const struct lang *

@@ -20,6 +20,14 @@ struct json_object;
 #define RUNTIMES_NAMES_ENV	"IRIS_PACKAGES_CHECK"
 
 /*
+ * The language a request names (len bytes: a name or an alias, "js",
+ * "ts"), as the gateway and its providers call it ("javascript"), or NULL
+ * if it names none.  RUNTIMES_LANGUAGES is the list for error messages.
+ */
+const char	*runtimes_language(const char *name, size_t len);
+#define RUNTIMES_LANGUAGES "python, javascript (js), typescript (ts), bash"
+
+/*
  * The code that checks, in a sandbox's kernel for language, that each
  * name of the JSON array in RUNTIMES_NAMES_ENV can be imported (Python:
  * a module or an installed distribution's modules, imported for real;

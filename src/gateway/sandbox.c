@@ -11,6 +11,7 @@
 #include "gateway/reply.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
+#include "gateway/runtimes.h"
 #include "gateway/store.h"
 
 static struct json_object *
@@ -164,18 +165,14 @@ parse_create(struct request *req, const char **session, const char **lang,
 			*session = json_object_get_string(val);
 		} else if (strcmp(name, "language") == 0) {
 			const char *l = json_object_is_type(val,
-			    json_type_string) ? json_object_get_string(val) : "";
+			    json_type_string) ? runtimes_language(
+			    json_object_get_string(val),
+			    (size_t)json_object_get_string_len(val)) : NULL;
 
-			if (strcmp(l, "js") == 0)
-				l = "javascript";
-			if (strcmp(l, "ts") == 0)
-				l = "typescript";
-			if (strcmp(l, "python") && strcmp(l, "javascript") &&
-			    strcmp(l, "typescript") && strcmp(l, "bash")) {
+			if (l == NULL) {
 				reply_error(req, 400, "invalid_request",
 				    "language", "language must be one of "
-				    "python, javascript (js), typescript (ts), "
-				    "bash");
+				    RUNTIMES_LANGUAGES);
 				return -1;
 			}
 			*lang = l;

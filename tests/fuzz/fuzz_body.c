@@ -20,6 +20,7 @@
 #include "gateway/config.h"
 #include "gateway/execute.h"
 #include "gateway/request.h"
+#include "gateway/runtimes.h"
 #include "fuzz.h"
 
 #define BODY_MAX_DEPTH	32	/* router.c's JSON_MAX_DEPTH */
@@ -150,10 +151,9 @@ check_valid(const struct request *req, const struct exec_req *er)
 	FUZZ_CHECK(strlen(er->code) == er->code_len);
 	FUZZ_CHECK(er->code_len <= (size_t)req->cfg->max_code);
 	FUZZ_CHECK(er->timeout_s >= 1 && er->timeout_s <= EXEC_TIMEOUT_MAX);
-	FUZZ_CHECK(er->language != NULL &&
-	    (strcmp(er->language, "python") == 0 ||
-	    strcmp(er->language, "javascript") == 0 ||
-	    strcmp(er->language, "bash") == 0));
+	/* A language's own name, never an alias ("js", "ts"). */
+	FUZZ_CHECK(er->language != NULL && runtimes_language(er->language,
+	    strlen(er->language)) == er->language);
 	FUZZ_CHECK(er->session_id == NULL ||
 	    ids_valid(er->session_id, strlen(er->session_id)));
 	FUZZ_CHECK(er->sandbox_id == NULL ||
