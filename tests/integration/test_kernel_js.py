@@ -9,17 +9,13 @@ The kernel's npm packages (sandbox/node) are installed by
 sandbox/node/install, as scripts/run and scripts/test do.
 """
 
-import json
 import subprocess
-import time
 
 import pytest
 
 from conftest import Stack, assert_error, assert_ran, describe
 from sandboxd import UUID_RE, daemon_fixture
-from test_e2b_sdk import SDK_DIR, clean_env, sdk  # noqa: F401  (sdk: a fixture)
-
-NODE_TIMEOUT = 240
+from test_e2b_sdk import SDK_DIR, assert_check, run_script, sdk  # noqa: F401  (sdk: a fixture)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,25 +220,10 @@ CHECKS = ["default contexts listed at start", "default javascript context runs i
 
 
 @pytest.fixture(scope="module")
-def sdk_checks(daemon, sdk):  # noqa: F811  (sdk: the fixture imported above)
-    env = clean_env()
-    env.update({"E2B_API_URL": daemon.url(""), "E2B_SANDBOX_URL": daemon.url(""),
-                "E2B_API_KEY": daemon.key, "E2B_DOMAIN": "iris.invalid"})
-    r = subprocess.run([sdk, "contexts.mjs"], cwd=SDK_DIR, env=env, capture_output=True,
-                       text=True, timeout=NODE_TIMEOUT)
-    checks = {}
-    for line in r.stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if "check" in obj:
-            checks[obj["check"]] = obj
-    return checks, "exit %s\n%s\n%s" % (r.returncode, r.stdout, r.stderr[-3000:])
+def sdk_run(daemon, sdk, tmp_path_factory):  # noqa: F811  (sdk: the fixture imported above)
+    return run_script(daemon, sdk, "contexts.mjs", tmp_path_factory.mktemp("e2b-sdk"))
 
 
 @pytest.mark.parametrize("name", CHECKS)
-def test_sdk(sdk_checks, name):
-    checks, report = sdk_checks
-    assert name in checks, "check %r did not run\n%s" % (name, report)
-    assert checks[name]["ok"], "%s: %s\n%s" % (name, checks[name].get("error"), report)
+def test_sdk(sdk_run, name):
+    assert_check(sdk_run, name)
