@@ -146,14 +146,17 @@ is_string(struct json_object *o, const char *key, const char *want)
 static void
 check_valid(const struct request *req, const struct exec_req *er)
 {
+	const char *lang;
+
 	FUZZ_CHECK(req->status == 0 && req->out.len == 0);
 	FUZZ_CHECK(er->code != NULL && er->code_len >= 1);
 	FUZZ_CHECK(strlen(er->code) == er->code_len);
 	FUZZ_CHECK(er->code_len <= (size_t)req->cfg->max_code);
 	FUZZ_CHECK(er->timeout_s >= 1 && er->timeout_s <= EXEC_TIMEOUT_MAX);
 	/* A language's own name, never an alias ("js", "ts"). */
-	FUZZ_CHECK(er->language != NULL && runtimes_language(er->language,
-	    strlen(er->language)) == er->language);
+	FUZZ_CHECK(er->language != NULL && (lang = runtimes_language(
+	    er->language, strlen(er->language))) != NULL &&
+	    strcmp(lang, er->language) == 0);
 	FUZZ_CHECK(er->session_id == NULL ||
 	    ids_valid(er->session_id, strlen(er->session_id)));
 	FUZZ_CHECK(er->sandbox_id == NULL ||
