@@ -837,33 +837,32 @@ static int
 prepare_context(struct run *r, struct json_object **env)
 {
 	const struct context_code *cc = context_code(r->er->language);
-	struct json_object *cenv = NULL;
+	struct json_object *text = NULL, *cenv = NULL;
 	struct outcome o;
 	enum e2b_status st;
 	int failed;
 
 	*env = r->er->env_vars ? json_object_get(r->er->env_vars) : NULL;
-	if (r->er->context != NULL) {
-		cenv = json_object_new_object();
-		json_object_object_add(cenv, "IRIS_CONTEXT",
-		    json_object_new_string(json_object_to_json_string_ext(
+	if (r->er->context != NULL)
+		text = json_object_new_string(json_object_to_json_string_ext(
 		    r->er->context, JSON_C_TO_STRING_PLAIN |
-		    JSON_C_TO_STRING_NOSLASHESCAPE)));
-	}
+		    JSON_C_TO_STRING_NOSLASHESCAPE));
 	if (cc == NULL) {
 		/* bash sees it as $IRIS_CONTEXT in the user's run itself. */
-		if (cenv != NULL && *env == NULL)
-			*env = json_object_new_object();
-		if (cenv != NULL)
-			json_object_object_add(*env, "IRIS_CONTEXT",
-			    json_object_get(json_object_object_get(cenv,
-			    "IRIS_CONTEXT")));
-		json_object_put(cenv);
+		if (text != NULL) {
+			if (*env == NULL)
+				*env = json_object_new_object();
+			json_object_object_add(*env, "IRIS_CONTEXT", text);
+		}
 		return 0;
 	}
-	if (cenv == NULL && memmem(r->er->code, r->er->code_len, "context",
+	if (text == NULL && memmem(r->er->code, r->er->code_len, "context",
 	    7) == NULL)
 		return 0;
+	if (text != NULL) {
+		cenv = json_object_new_object();
+		json_object_object_add(cenv, "IRIS_CONTEXT", text);
+	}
 	st = helper_run(r, cenv ? cc->set : cc->reset, r->er->language, cenv,
 	    &o);
 	json_object_put(cenv);

@@ -273,6 +273,8 @@ static const struct lang {
 	  .version_key = "version" },
 };
 
+#define NLANGS	(sizeof(langs) / sizeof(langs[0]))
+
 const char *
 runtimes_language(const char *name, size_t len)
 {
@@ -281,7 +283,7 @@ runtimes_language(const char *name, size_t len)
 
 	if (strlen(name) != len)
 		return NULL;		/* a NUL inside */
-	for (i = 0; i < sizeof(langs) / sizeof(langs[0]); i++) {
+	for (i = 0; i < NLANGS; i++) {
 		if (strcmp(name, langs[i].name) == 0)
 			return langs[i].name;
 		for (a = langs[i].aliases; *a; a++)
@@ -290,8 +292,6 @@ runtimes_language(const char *name, size_t len)
 	}
 	return NULL;
 }
-
-#define NLANGS	(sizeof(langs) / sizeof(langs[0]))
 
 static const struct lang *
 lang_find(const char *name)
