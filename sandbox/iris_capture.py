@@ -7,17 +7,23 @@ Capture(conn) needs of conn only ``lock`` (a threading.Lock),
 ``send_locked(obj)`` (one JSON line; called with the lock held) and
 ``log_fd`` (the sandbox log, for its own failure).  It replaces ``os.write``
 with a wrapper that keeps this process's fd 1/2 writes in order across the
-two streams (see _install_fd_writes).  Interface used by the kernel:
-``Capture(conn)``, ``begin()``, ``end(last)``, ``drain()``, ``repair_fds()``,
-``write_direct(name, text)``, ``_Writer(fd, name, sink)``.
+two streams at any speed (see _install_fd_writes).  Interface used by the
+kernel: ``Capture(conn)``, ``begin()``, ``end(last)``, ``drain()``,
+``repair_fds()``, ``write_direct(name, text)``, ``_Writer(fd, name, sink)``.
+``OutputPipes`` (the pipes read in the order of their writes) serves the bash
+kernel too.
 """
 
 import codecs
+import ctypes
 import datetime
+import fcntl
 import io
 import os
 import selectors
 import signal
+import struct
+import termios
 import threading
 import time
 
@@ -37,6 +43,168 @@ def _write_all(fd, data):
         view = view[n:]
 
 
+# ---------------------------------------------------------------------------
+# Pipes read in the order they were written to.
+#
+# Two pipes alone cannot tell which of their writes came first, and output
+# must stay pipes (a socket breaks `> /dev/stderr`).  So each pipe is in
+# packet mode (O_DIRECT: one read returns one write of up to PIPE_BUF bytes,
+# pipe(2)) and signal-driven (O_ASYNC with F_SETSIG and F_SETOWN_EX, fcntl(2)):
+# Linux queues one real-time signal per write, naming the pipe, at the end of
+# the write (every write since 5.15), so the queue of a signalfd is the order
+# of the writes across all the pipes.  A write to /dev/stdout reopened is not
+# a packet (its file lacks O_DIRECT): its bytes come, but may join a
+# neighbour.  A writer that finds its pipe full signals before it waits, with
+# no data yet: so each pipe is made as large as Linux allows a user (1 MiB,
+# 256 writes) and order is exact while no process gets that far ahead of the
+# reader.  If the signal queue is full (RLIMIT_SIGPENDING) the kernel sends
+# SIGIO instead: the pipes are then read as they come.
+
+PIPE_BUF = 4096               # packet size: longer writes are several packets
+SIGNAL = signal.SIGRTMIN + 4  # one the kernels' own code does not use
+_F_SETSIG = 10                # <linux/fcntl.h>; the fcntl module lacks them
+_F_SETOWN_EX = 15
+_F_OWNER_TID = 0
+_F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20           # /proc/sys/fs/pipe-max-size's default
+_SIGINFO = struct.Struct("IiiIIi")   # struct signalfd_siginfo's head: signo .. fd
+_SIGINFO_SIZE = 128
+_MAX_PACKETS = 256            # per signal: a flood of full packets yields
+
+
+try:                          # looked up once, in the zygote, for every fork
+    _signalfd = ctypes.CDLL(None, use_errno=True).signalfd
+except (OSError, AttributeError):
+    _signalfd = None
+
+
+def _sigset(sigs):
+    mask = (ctypes.c_uint64 * 16)()       # sigset_t: 1024 bits
+    for s in sigs:
+        mask[(s - 1) // 64] |= 1 << ((s - 1) % 64)
+    return mask
+
+
+class OutputPipes:
+    """Pipes whose writes are read back in the order they were made.
+
+    OutputPipes(names): one pipe per name; ``write_fds[name]`` to hand out,
+    ``read_fds[name]`` non-blocking.  ``arm()``, in the one thread that will
+    read, routes the pipes' signals to it and returns the fd to wait on (a
+    signalfd), or None when order cannot be had (then wait on read_fds).
+    ``read()`` returns [(name, bytes)] of what was written so far, in order.
+    The reading thread keeps SIGNAL and SIGIO blocked; processes it starts
+    should unblock them (``unblock()``, for a preexec_fn)."""
+
+    def __init__(self, names):
+        self.read_fds, self.write_fds, self.names = {}, {}, {}
+        for name in names:
+            try:
+                r, w = os.pipe2(os.O_DIRECT)
+            except OSError:
+                r, w = os.pipe()
+            os.set_blocking(r, False)
+            try:
+                fcntl.fcntl(r, _F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass                      # over the user's pipe budget: 16 writes
+            self.read_fds[name], self.write_fds[name] = r, w
+            self.names[r] = name
+        self.sfd = None
+
+    @staticmethod
+    def unblock():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGNAL, signal.SIGIO])
+
+    def arm(self):
+        if _signalfd is None:
+            return None
+        try:
+            sigs = [SIGNAL, signal.SIGIO]
+            signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+            sfd = _signalfd(-1, ctypes.byref(_sigset(sigs)), os.O_NONBLOCK | os.O_CLOEXEC)
+            if sfd < 0:
+                return None
+            owner = struct.pack("ii", _F_OWNER_TID, threading.get_native_id())
+            for r in self.names:
+                fcntl.fcntl(r, _F_SETOWN_EX, owner)
+                fcntl.fcntl(r, _F_SETSIG, SIGNAL)
+                fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
+        except (OSError, AttributeError):
+            return None
+        self.sfd = sfd
+        return sfd
+
+    def pending(self):
+        """Whether any pipe holds bytes not read yet."""
+        buf = bytearray(4)
+        for r in self.names:
+            try:
+                fcntl.ioctl(r, termios.FIONREAD, buf)
+            except OSError:
+                return True
+            if int.from_bytes(buf, "little"):
+                return True
+        return False
+
+    def read(self, budget=1024):
+        """[(name, bytes)] written so far, in order (at most ~budget reads)."""
+        out = []
+        if self.sfd is None:
+            self._read_all(out, budget)
+            return out
+        lost = False
+        while budget > 0:
+            try:
+                data = os.read(self.sfd, _SIGINFO_SIZE * 32)
+            except (BlockingIOError, InterruptedError):
+                break
+            for off in range(0, len(data), _SIGINFO_SIZE):
+                signo, _, _, _, _, fd = _SIGINFO.unpack_from(data, off)
+                if signo == SIGNAL and fd in self.names:
+                    budget -= self._read_write(fd, out)
+                else:
+                    lost = True           # SIGIO: some writes have no signal
+        if lost:
+            self._read_all(out, budget)
+        return out
+
+    @staticmethod
+    def _packet(fd):
+        try:
+            return os.read(fd, 65536)     # never less than a packet: the rest would be lost
+        except OSError:                   # EAGAIN: nothing there
+            return b""
+
+    def _read_write(self, fd, out):
+        """One write's packets (full ones until a short one); the count of reads."""
+        for n in range(1, _MAX_PACKETS + 1):
+            data = self._packet(fd)
+            if not data:
+                return n
+            out.append((self.names[fd], data))
+            if len(data) < PIPE_BUF:
+                return n
+        return _MAX_PACKETS
+
+    def _read_all(self, out, budget):
+        for fd, name in self.names.items():
+            for _ in range(budget):
+                data = self._packet(fd)
+                if not data:
+                    break
+                out.append((name, data))
+
+    def close(self):
+        for fd in list(self.names) + list(self.write_fds.values()) + (
+                [self.sfd] if self.sfd is not None else []):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.names, self.sfd = {}, None
+
+
 
 # ---------------------------------------------------------------------------
 # Output capture: fds 1/2 -> pipes -> reader thread -> socket.
@@ -49,12 +217,9 @@ class Capture:
         self.active = False
         self.idle = []            # (name, text) produced between executions
         self.idle_size = 0
-        self.fds = {}             # name -> (read end, write end)
+        self.pipes = OutputPipes(self.STREAMS)
         for fdno, name in ((1, "stdout"), (2, "stderr")):
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            self.fds[name] = (r, w)
-            os.dup2(w, fdno)      # inheritable: children write here too
+            os.dup2(self.pipes.write_fds[name], fdno)   # inheritable: children write here too
         self.decoders = {n: codecs.getincrementaldecoder("utf-8")("replace")
                          for n in self.STREAMS}
         self.ctl_r, self.ctl_w = os.pipe()
@@ -65,10 +230,13 @@ class Capture:
         self.done = 0
         # Reading the pipes and sending Python-level writes take turns, so
         # both streams keep the order in which they were written.  (An
-        # RLock: a signal handler's os.write may come while it is held.)
+        # RLock: a signal handler's print may come while it is held.)
         self.read_lock = threading.RLock()
+        self.direct = threading.local()     # write_direct's depth in this thread
+        self.armed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="iris-output", daemon=True)
         self.thread.start()
+        self.armed.wait()         # a write before arm() would have no signal
         _flusher.start()
         self._install_fd_writes()
 
@@ -87,7 +255,7 @@ class Capture:
                 pass
         for fdno, name in ((1, "stdout"), (2, "stderr")):
             try:
-                os.dup2(self.fds[name][1], fdno)
+                os.dup2(self.pipes.write_fds[name], fdno)
             except OSError:
                 pass
 
@@ -109,8 +277,12 @@ class Capture:
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
         sel = selectors.DefaultSelector()
         sel.register(self.ctl_r, selectors.EVENT_READ, None)
-        for name in self.STREAMS:
-            sel.register(self.fds[name][0], selectors.EVENT_READ, name)
+        try:
+            sfd = self.pipes.arm()
+        finally:
+            self.armed.set()
+        for fd in [sfd] if sfd is not None else self.pipes.read_fds.values():
+            sel.register(fd, selectors.EVENT_READ, "output")
         while True:
             try:
                 events = sel.select()
@@ -131,52 +303,54 @@ class Capture:
                             self.done = target
                         self.cond.notify_all()
                 else:
-                    self._read_once(key.data)
+                    self._read_pipes()
 
-    def _read_once(self, name):
+    def _read_pipes(self):
+        """Sends what the pipes hold, in the order it was written; whether
+        there was any.  Bounded, so that a process writing without pause
+        cannot stall us."""
         with self.read_lock:
-            return self._read_once_locked(name)
-
-    def _read_once_locked(self, name):
-        try:
-            data = os.read(self.fds[name][0], MAX_TEXT)
-        except (BlockingIOError, InterruptedError):
-            return False
-        if not data:
-            return False
-        text = self.decoders[name].decode(data)
-        if text:
-            self._forward(name, text)
-        return True
+            writes = self.pipes.read()
+            for name, data in writes:
+                text = self.decoders[name].decode(data)
+                if text:
+                    self._forward(name, text)
+        return bool(writes)
 
     def _drain_all(self):
-        # Bounded so that a process writing without pause cannot stall us.
-        for name in self.STREAMS:
-            for _ in range(1024):
-                if not self._read_once(name):
-                    break
-
-    def _drain_locked(self):
-        for n in self.STREAMS:
-            for _ in range(1024):
-                if not self._read_once_locked(n):
-                    break
+        # The signals of every write made so far are queued: a few rounds
+        # take them all, unless a process writes without pause.
+        for _ in range(64):
+            if not self._read_pipes():
+                break
 
     def write_direct(self, name, text):
         """A Python-level write (print): whatever fds 1 and 2 got before it
-        goes first, then it, straight to the socket -- so stdout and stderr
-        lines keep their order across the two streams."""
-        with self.read_lock:
-            self._drain_locked()
-            self._forward(name, text)
+        goes first (the output thread sends it: only it reads the pipes'
+        signals), then it, straight to the socket -- so stdout and stderr
+        keep their order across the two streams."""
+        depth = getattr(self.direct, "depth", 0)
+        self.direct.depth = depth + 1
+        try:
+            with self.read_lock:
+                if not self.pipes.pending():
+                    self._forward(name, text)
+                    return
+            if depth == 0:        # not in a signal handler that interrupted us
+                self.drain()
+            with self.read_lock:
+                self._forward(name, text)
+        finally:
+            self.direct.depth = depth
 
     def _install_fd_writes(self):
         """os.write of this process to fd 1 after fd 2 (or 2 after 1) first
-        sends what the pipes hold, so the kernel's own fd-level writes
-        (os.write, sys.stdout.buffer) keep their order across the two
-        streams; writes to the stream last written go to its pipe at full
-        speed.  Every write is still the real os.write (same errors, same
-        blocking); forked children only write."""
+        waits until the pipes' earlier writes are sent: the kernel's own
+        fd-level writes (os.write, sys.stdout.buffer) keep their order
+        however fast they come (other processes' keep it while they are not
+        a pipe's size ahead of the reader).  Writes to the stream last
+        written go at full speed; every write is still the real os.write
+        (same errors, same blocking); forked children only write."""
         real = os.write
         pid = os.getpid()
         last = [1]
@@ -184,9 +358,8 @@ class Capture:
         def write(fd, data, /):
             if (fd == 1 or fd == 2) and fd != last[0]:
                 last[0] = fd
-                if os.getpid() == pid:
-                    with self.read_lock:
-                        self._drain_locked()
+                if os.getpid() == pid and not getattr(self.direct, "depth", 0):
+                    self.drain()
             return real(fd, data)
 
         write.__doc__ = real.__doc__

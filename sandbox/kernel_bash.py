@@ -6,7 +6,8 @@ Contract: docs/sandbox-internals.md.  Started by supervisor.py as
 
 The shell is ``bash --noprofile --norc`` in its own process group, reading
 commands from a pipe (its stdin), with stdout and stderr on two pipes that are
-also available to it as fds 61 and 62.  Per execution the wrapper writes the
+also available to it as fds 61 and 62, read in the order of their writes
+across the two (iris_capture.OutputPipes).  Per execution the wrapper writes the
 code to a private file and sends bash one command line::
 
     trap '<interrupt handler>' INT; [K=V ...] source <cell file> </dev/null; <sentinel>
@@ -46,6 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from iris_capture import OutputPipes
 
 DEFAULT_SOCK = "/run/iris/kernel.sock"
 MAX_TEXT = 65536
@@ -123,7 +126,6 @@ class Stream:
         self.buf = bytearray()
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.done = False
-        self.eof = False
         self.status = None
         self.opts = None
         self.fed_at = 0.0             # when data last arrived
@@ -195,8 +197,9 @@ class Stream:
 
 class Shell:
     def __init__(self, cwd):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        self.pipes = OutputPipes(("stdout", "stderr"))
+        out_w, err_w = self.pipes.write_fds["stdout"], self.pipes.write_fds["stderr"]
+        self.pipes.write_fds = {}    # the shell's alone
         # Copies of the pipes' write ends at fixed high fds for the sentinel.
         os.dup2(out_w, OUT_FD, inheritable=True)
         os.dup2(err_w, ERR_FD, inheritable=True)
@@ -204,17 +207,26 @@ class Shell:
             self.proc = subprocess.Popen(
                 [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc"],
                 stdin=subprocess.PIPE, stdout=out_w, stderr=err_w, cwd=cwd,
-                process_group=0, pass_fds=(OUT_FD, ERR_FD), close_fds=True)
+                process_group=0, pass_fds=(OUT_FD, ERR_FD), close_fds=True,
+                preexec_fn=OutputPipes.unblock)
         finally:
             for fd in (out_w, err_w, OUT_FD, ERR_FD):
                 os.close(fd)
         self.pgid = self.proc.pid
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
         self.opts = ""               # bash's $- after the last execution
-        self.out = Stream("stdout", out_r)
-        self.err = Stream("stderr", err_r)
+        self.out = Stream("stdout", self.pipes.read_fds["stdout"])
+        self.err = Stream("stderr", self.pipes.read_fds["stderr"])
+        self.streams = {"stdout": self.out, "stderr": self.err}
+        self.sfd = self.pipes.arm()  # this (the only) thread reads them
         self.send_line("shopt -s expand_aliases")
+
+    def wait_fds(self):
+        """What to wait on for output: the pipes' signals, or the pipes."""
+        return [self.sfd] if self.sfd is not None else [self.out.fd, self.err.fd]
+
+    def read(self):
+        """[(Stream, bytes)] of the output there now, in the order written."""
+        return [(self.streams[name], data) for name, data in self.pipes.read()]
 
     def send_line(self, line):
         data = (line + "\n").encode("utf-8", "replace")
@@ -263,11 +275,7 @@ class Shell:
         self.close()
 
     def close(self):
-        for fd in (self.out.fd, self.err.fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self.pipes.close()
         try:
             self.proc.stdin.close()
         except Exception:
@@ -381,8 +389,8 @@ class Kernel:
         sh.err.feed(b"", marker, err_pat, self.forward)
 
         sel = selectors.DefaultSelector()
-        sel.register(sh.out.fd, selectors.EVENT_READ, sh.out)
-        sel.register(sh.err.fd, selectors.EVENT_READ, sh.err)
+        for fd in sh.wait_fds():
+            sel.register(fd, selectors.EVENT_READ)
         pats = {id(sh.out): out_pat, id(sh.err): err_pat}
         killed_children = False
         try:
@@ -391,25 +399,17 @@ class Kernel:
                     events = sel.select(timeout=0.1)
                 except InterruptedError:
                     events = []
-                for key, _ in events:
-                    st = key.data
-                    try:
-                        data = os.read(st.fd, MAX_TEXT)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    if not data:
-                        st.eof = True
-                        sel.unregister(st.fd)
-                        continue
-                    st.feed(data, marker, pats[id(st)], self.forward)
+                if events:
+                    for st, data in sh.read():
+                        st.feed(data, marker, pats[id(st)], self.forward)
                 if sh.out.done and sh.err.done:
                     break
                 for st in (sh.out, sh.err):
                     st.flush_held(self.forward)
                 if not sh.alive():
                     # Read what is left: the markers may be in it.
-                    for st in (sh.out, sh.err):
-                        st.feed(self._read_rest(st), marker, pats[id(st)], self.forward)
+                    for st, data in self._read_rest(sh):
+                        st.feed(data, marker, pats[id(st)], self.forward)
                     if sh.out.done and sh.err.done:
                         break
                     self._shell_exited(sh)
@@ -445,22 +445,22 @@ class Kernel:
             pass
 
     @staticmethod
-    def _read_rest(st):
-        """What can be read from a stream now, without blocking (bounded)."""
-        chunks = []
-        for _ in range(1024):
-            try:
-                data = os.read(st.fd, MAX_TEXT)
-            except (BlockingIOError, InterruptedError, OSError):
+    def _read_rest(sh):
+        """What can be read now, without blocking (bounded), in order."""
+        writes = []
+        for _ in range(64):
+            more = sh.read()
+            if not more:
                 break
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
+            writes += more
+        return writes
 
     def _drain_and_flush(self, sh):
+        for st, data in self._read_rest(sh):          # in order, nothing held back
+            st.buf += data
+            st._forward(bytes(st.buf), self.forward)
+            st.buf.clear()
         for st in (sh.out, sh.err):
-            st.buf += self._read_rest(st)
             st.flush_all(self.forward)
 
     def _shell_exited(self, sh):

@@ -148,8 +148,8 @@ def test_small_final_value_is_whole(stack):
 
 
 # --- stdout and stderr in the order written --------------------------------------
-# (by the kernel process itself; other processes' writes keep their order
-# within a stream only: sandbox/README.md says why)
+# (by the kernel and by the processes it starts: sandbox/README.md says how,
+# and where order across the streams may slip)
 
 def test_fd_writes_order_python(stack):
     code = ("import os\n"
@@ -166,6 +166,19 @@ def test_print_and_fd_writes_order_python(stack):
             "os.write(1, b'f4\\n')\nprint('p5')\n")
     res, r = run(stack, code, "order")
     assert res["logs"] == ["p1", "f2", "p3", "f4", "p5"], res["logs"]
+
+
+def test_subprocess_writes_order_python(stack):
+    code = ("import subprocess\n"
+            "subprocess.run('echo one; echo two >&2; echo three; echo four >&2', shell=True)\n")
+    res, r = run(stack, code, "order")
+    assert res["logs"] == ["one", "two", "three", "four"], res["logs"]
+
+
+def test_writes_order_bash(stack):
+    code = "for i in 1 2 3; do echo o$i; echo e$i >&2; done; printf 'x\\n' >&2; echo y"
+    res, r = run(stack, code, "order-bash", language="bash")
+    assert res["logs"] == ["o1", "e1", "o2", "e2", "o3", "e3", "x", "y"], res["logs"]
 
 
 def test_large_fd_writes_still_whole(stack):
