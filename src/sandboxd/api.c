@@ -18,6 +18,7 @@
 #include "sandboxd/api.h"
 #include "sandboxd/http.h"
 #include "sandboxd/kernel.h"
+#include "sandboxd/route.h"
 #include "sandboxd/sandbox.h"
 
 #define CLIENT_ID	"6532622b"	/* E2B's constant placeholder */
@@ -28,14 +29,42 @@
 #define SCRUB_WAIT_MS	3000		/* for the owner's sandbox in a scrub: far
 					 * less than a start costs */
 
-static const struct api_config *cfg;
-static unsigned char key_hash[CRYPTO_SHA256_LEN];
+struct api {
+	const struct api_config	*cfg;
+	unsigned char		 key_hash[CRYPTO_SHA256_LEN];
+};
+
+/* What a route's handler is given. */
+struct route_call {
+	struct api		*api;
+	struct http_req		*req;
+	struct sandbox		*sb;	/* the routed sandbox, a reference */
+	int			 kept;	/* the handler took sb's reference */
+	struct route_params	 params;
+};
+
+/* Which routes need what before their handler (struct route's flags). */
+#define ROUTE_PUBLIC	0x1	/* no X-API-Key */
+#define ROUTE_SANDBOX	0x2	/* params.v[0] names a sandbox: looked up */
+
+struct api *
+api_new(const struct api_config *cfg)
+{
+	struct api *api;
+
+	if ((api = calloc(1, sizeof(*api))) == NULL)
+		return NULL;
+	api->cfg = cfg;
+	crypto_sha256(cfg->api_key, strlen(cfg->api_key), api->key_hash);
+	return api;
+}
 
 void
-api_init(const struct api_config *c)
+api_free(struct api *api)
 {
-	cfg = c;
-	crypto_sha256(c->api_key, strlen(c->api_key), key_hash);
+	if (api != NULL)
+		crypto_wipe(api->key_hash, sizeof(api->key_hash));
+	free(api);
 }
 
 /* --- answers ------------------------------------------------------------- */
@@ -159,7 +188,7 @@ string_map(struct json_object *v)
 /* --- control plane -------------------------------------------------------- */
 
 static int
-authorized(struct http_req *req)
+authorized(const struct api *api, struct http_req *req)
 {
 	unsigned char h[CRYPTO_SHA256_LEN];
 	const char *key = http_header(req, "X-API-Key");
@@ -168,7 +197,7 @@ authorized(struct http_req *req)
 	if (key == NULL)
 		return 0;
 	crypto_sha256(key, strlen(key), h);
-	ok = crypto_equal(h, key_hash, sizeof(h));
+	ok = crypto_equal(h, api->key_hash, sizeof(h));
 	crypto_wipe(h, sizeof(h));
 	return ok;
 }
@@ -285,8 +314,8 @@ parse_create(struct http_req *req, struct json_object *body,
  * new one (group: the owner, "" for none).  NULL with *err if none.
  */
 static struct sandbox *
-obtain(const char *template_id, const char *group,
-    struct json_object *env_vars, enum sandbox_err *err)
+obtain(const struct api_config *cfg, const char *template_id,
+    const char *group, struct json_object *env_vars, enum sandbox_err *err)
 {
 	int preloaded = strcmp(template_id, "code-interpreter-v1") == 0;
 	struct sandbox *sb = NULL;
@@ -310,9 +339,12 @@ obtain(const char *template_id, const char *group,
 	return sb;
 }
 
+/* POST /sandboxes */
 static void
-create_sandbox(struct http_req *req)
+create_sandbox(struct route_call *c)
 {
+	const struct api_config *cfg = c->api->cfg;
+	struct http_req *req = c->req;
 	struct json_object *body, *metadata, *env_vars, *v;
 	struct sandbox *sb = NULL;
 	enum sandbox_err err = SANDBOX_OK;
@@ -337,7 +369,7 @@ create_sandbox(struct http_req *req)
 	 */
 	if (metadata && json_object_object_get_ex(metadata, "projectId", &v))
 		group = json_object_get_string(v);
-	sb = obtain(template_id, group, env_vars, &err);
+	sb = obtain(cfg, template_id, group, env_vars, &err);
 	if (sb != NULL && sandbox_claim(sb, (int)timeout, metadata ?
 	    json_object_get(metadata) : NULL, group, &err) == -1) {
 		sandbox_kill(sb);
@@ -430,9 +462,11 @@ metadata_filter(const char *q)
 	return f;
 }
 
+/* GET /sandboxes */
 static void
-list_sandboxes(struct http_req *req)
+list_sandboxes(struct route_call *c)
 {
+	struct http_req *req = c->req;
 	struct list_args a = { json_object_new_array(), NULL, 100 };
 	const char *state = http_query(req, "state");
 	const char *limit = http_query(req, "limit");
@@ -488,48 +522,61 @@ int_member(struct http_req *req, const char *name, int required, long *out)
 	return rc;
 }
 
+/* GET /sandboxes/{id} */
 static void
-sandbox_action(struct http_req *req, struct sandbox *sb, const char *action)
+sandbox_get(struct route_call *c)
 {
-	const char *method = http_method(req);
+	http_reply_json(c->req, 200, sandbox_json(c->sb, 1, 0));
+}
+
+/* DELETE /sandboxes/{id}: gone for its caller at once; scrubbed for its
+ * group's next create if it can be, else killed. */
+static void
+sandbox_delete(struct route_call *c)
+{
+	sandbox_end(c->sb, c->api->cfg->recycle);
+	http_reply_json(c->req, 204, NULL);
+}
+
+/* POST /sandboxes/{id}/timeout */
+static void
+sandbox_timeout(struct route_call *c)
+{
 	long n = 0;
 
-	if (action == NULL && strcmp(method, "GET") == 0)
-		http_reply_json(req, 200, sandbox_json(sb, 1, 0));
-	else if (action == NULL && strcmp(method, "DELETE") == 0) {
-		/* Gone for its caller at once; scrubbed for its group's next
-		 * create if it can be, else killed. */
-		sandbox_end(sb, cfg->recycle);
-		http_reply_json(req, 204, NULL);
-	} else if (action && strcmp(action, "timeout") == 0 &&
-	    strcmp(method, "POST") == 0) {
-		if (int_member(req, "timeout", 1, &n) == 0) {
-			sandbox_set_timeout(sb, n);
-			http_reply_json(req, 204, NULL);
-		}
-	} else if (action && strcmp(action, "refreshes") == 0 &&
-	    strcmp(method, "POST") == 0) {
-		n = DEFAULT_TIMEOUT;
-		if (int_member(req, "duration", 0, &n) == 0) {
-			sandbox_extend(sb, n < DEFAULT_TIMEOUT ?
-			    DEFAULT_TIMEOUT : n);
-			http_reply_json(req, 204, NULL);
-		}
-	} else if (action && strcmp(action, "connect") == 0 &&
-	    strcmp(method, "POST") == 0) {
-		/* E2B's SDKs may send {}: then the SDKs' own default. */
-		n = 300;
-		if (int_member(req, "timeout", 0, &n) == 0) {
-			sandbox_extend(sb, n);
-			http_reply_json(req, 200, sandbox_json(sb, 0, 1));
-		}
-	} else
-		api_error(req, 404, "no such route");
+	if (int_member(c->req, "timeout", 1, &n) == 0) {
+		sandbox_set_timeout(c->sb, n);
+		http_reply_json(c->req, 204, NULL);
+	}
+}
+
+/* POST /sandboxes/{id}/refreshes */
+static void
+sandbox_refresh(struct route_call *c)
+{
+	long n = DEFAULT_TIMEOUT;
+
+	if (int_member(c->req, "duration", 0, &n) == 0) {
+		sandbox_extend(c->sb, n < DEFAULT_TIMEOUT ? DEFAULT_TIMEOUT : n);
+		http_reply_json(c->req, 204, NULL);
+	}
+}
+
+/* POST /sandboxes/{id}/connect */
+static void
+sandbox_connect(struct route_call *c)
+{
+	long n = 300;		/* E2B's SDKs may send {}: their own default */
+
+	if (int_member(c->req, "timeout", 0, &n) == 0) {
+		sandbox_extend(c->sb, n);
+		http_reply_json(c->req, 200, sandbox_json(c->sb, 0, 1));
+	}
 }
 
 /* GET /pool (ours, not E2B's): the pool and recycling, as counts. */
 static void
-pool_status(struct http_req *req)
+pool_status(struct route_call *c)
 {
 	static const struct {
 		const char	*name;
@@ -555,62 +602,20 @@ pool_status(struct http_req *req)
 		    *(const long *)(const void *)((const char *)&st +
 		    fields[i].offset)));
 	json_object_object_add(o, "target", json_object_new_int64(
-	    cfg->pool_target()));
+	    c->api->cfg->pool_target()));
 	json_object_object_add(o, "live", json_object_new_int64(
 	    sandbox_count()));
 	json_object_object_add(o, "maxLive", json_object_new_int64(
-	    cfg->max_sandboxes));
-	http_reply_json(req, 200, o);
+	    c->api->cfg->max_sandboxes));
+	http_reply_json(c->req, 200, o);
 }
 
+/* GET /health */
 static void
-control_plane(struct http_req *req)
+control_health(struct route_call *c)
 {
-	const char *method = http_method(req), *path = http_path(req);
-	char id[64];
-	const char *rest, *action;
-	struct sandbox *sb;
-
-	if (strcmp(path, "/health") == 0) {
-		http_reply(req, 200, "text/plain; charset=utf-8",
-		    "Health check successful", 23);
-		return;
-	}
-	if (!authorized(req)) {
-		api_error(req, 401, "Invalid API key");
-		return;
-	}
-	if (strcmp(path, "/pool") == 0 && strcmp(method, "GET") == 0) {
-		pool_status(req);
-		return;
-	}
-	if (strcmp(path, "/sandboxes") == 0 || strcmp(path, "/v2/sandboxes") ==
-	    0) {
-		if (strcmp(method, "POST") == 0)
-			create_sandbox(req);
-		else if (strcmp(method, "GET") == 0)
-			list_sandboxes(req);
-		else
-			api_error(req, 405, "method not allowed");
-		return;
-	}
-	/* /v2/sandboxes/{id}/... is the same as /sandboxes/{id}/... */
-	if (strncmp(path, "/v2/sandboxes/", 14) == 0)
-		path += 3;
-	if (strncmp(path, "/sandboxes/", 11) != 0 || path[11] == '\0') {
-		api_error(req, 404, "no such route");
-		return;
-	}
-	rest = path + 11;
-	path_id(rest, id, sizeof(id));
-	action = strchr(rest, '/');
-	action = action ? action + 1 : NULL;
-	if ((sb = sandbox_find(id)) == NULL) {
-		not_found(req, id);
-		return;
-	}
-	sandbox_action(req, sb, action);
-	sandbox_put(sb);
+	http_reply(c->req, 200, "text/plain; charset=utf-8",
+	    "Health check successful", 23);
 }
 
 /* --- sandbox plane --------------------------------------------------------- */
@@ -737,127 +742,227 @@ fail:
 	return 0;
 }
 
+/* GET /contexts */
 static void
-contexts(struct http_req *req, struct sandbox *sb, const char *rest)
+contexts_list(struct route_call *c)
 {
-	const char *method = http_method(req);
+	http_reply_json(c->req, 200, kernel_context_list(c->sb));
+}
+
+/* POST /contexts */
+static void
+context_create(struct route_call *c)
+{
+	struct http_req *req = c->req;
 	struct json_object *body, *v;
 	struct context *ctx;
 	const char *language = "python", *cwd = "/home/user";
-	char id[64], err[256];
+	char err[256];
 
-	if (*rest == '\0' && strcmp(method, "GET") == 0) {
-		http_reply_json(req, 200, kernel_context_list(sb));
+	if ((body = body_object(req)) == NULL) {
+		text_error(req, 400, "the body must be a JSON object");
 		return;
 	}
-	if (*rest == '\0' && strcmp(method, "POST") == 0) {
-		if ((body = body_object(req)) == NULL) {
-			text_error(req, 400, "the body must be a JSON object");
-			return;
-		}
-		if (member(body, "language", &v) &&
-		    (language = kernel_language(json_object_get_string(v))) ==
-		    NULL) {
-			text_error(req, 400, "Unsupported language: %.32s",
-			    json_object_get_string(v));
+	if (member(body, "language", &v) &&
+	    (language = kernel_language(json_object_get_string(v))) == NULL) {
+		text_error(req, 400, "Unsupported language: %.32s",
+		    json_object_get_string(v));
+		json_object_put(body);
+		return;
+	}
+	if (member(body, "cwd", &v)) {
+		cwd = json_object_get_string(v);
+		if (cwd[0] != '/' || strlen(cwd) > 255) {
+			text_error(req, 400, "cwd must be an absolute path");
 			json_object_put(body);
 			return;
 		}
-		if (member(body, "cwd", &v)) {
-			cwd = json_object_get_string(v);
-			if (cwd[0] != '/' || strlen(cwd) > 255) {
-				text_error(req, 400, "cwd must be an absolute "
-				    "path");
-				json_object_put(body);
-				return;
-			}
-		}
-		ctx = kernel_context_new(sb, language, cwd, err, sizeof(err));
-		json_object_put(body);
-		if (ctx == NULL) {
-			text_error(req, 500, "%s", err);
-			return;
-		}
-		http_reply_json(req, 200, kernel_context_json(ctx));
-		kernel_context_put(ctx);
+	}
+	ctx = kernel_context_new(c->sb, language, cwd, err, sizeof(err));
+	json_object_put(body);
+	if (ctx == NULL) {
+		text_error(req, 500, "%s", err);
 		return;
 	}
-	if (*rest != '/') {
-		text_error(req, 404, "Not Found");
-		return;
-	}
-	/* Context ids are UUIDs: up to the next '/', dashes and all. */
-	snprintf(id, sizeof(id), "%.*s", (int)strcspn(rest + 1, "/"), rest + 1);
-	rest = rest + 1 + strcspn(rest + 1, "/");
-	if (strcmp(method, "DELETE") == 0 && *rest == '\0') {
-		if (kernel_context_delete(sb, id) == -1)
-			text_error(req, 404, "Context %s not found", id);
-		else
-			http_reply(req, 200, "application/json", "null", 4);
-		return;
-	}
-	if (strcmp(method, "POST") == 0 && strcmp(rest, "/restart") == 0) {
-		if ((ctx = kernel_context_find(sb, id)) == NULL) {
-			text_error(req, 404, "Context %s not found", id);
-			return;
-		}
-		if (kernel_context_restart(sb, ctx, err, sizeof(err)) == -1)
-			text_error(req, 500, "%s", err);
-		else
-			http_reply(req, 200, "application/json", "null", 4);
-		kernel_context_put(ctx);
-		return;
-	}
-	text_error(req, 404, "Not Found");
+	http_reply_json(req, 200, kernel_context_json(ctx));
+	kernel_context_put(ctx);
 }
 
+/* DELETE /contexts/{id} (context ids are UUIDs) */
 static void
-envd(struct http_req *req, struct sandbox *sb)
+context_delete(struct route_call *c)
 {
-	const char *path = http_path(req), *tok;
-
-	if (strcmp(path, "/health") == 0) {
-		http_reply_json(req, 204, NULL);
-		return;
-	}
-	if (strcmp(path, "/envs") == 0) {
-		tok = http_header(req, "X-Access-Token");
-		if (tok == NULL || strlen(tok) != strlen(sandbox_token(sb)) ||
-		    !crypto_equal(tok, sandbox_token(sb), strlen(tok))) {
-			api_error(req, 401, "invalid access token");
-			return;
-		}
-		http_reply_json(req, 200, json_object_new_object());
-		return;
-	}
-	api_error(req, 404, "no such route");
-}
-
-static void
-sandbox_plane(struct http_req *req, const char *id, int port)
-{
-	const char *path = http_path(req);
-	struct sandbox *sb;
-
-	if ((sb = sandbox_find(id)) == NULL) {
-		proxy_error(req, id, 0);
-		return;
-	}
-	if (port == ENVD_PORT)
-		envd(req, sb);
-	else if (port != CODE_PORT)
-		proxy_error(req, id, port);
-	else if (strcmp(path, "/health") == 0)
-		http_reply(req, 200, "application/json", "\"OK\"", 4);
-	else if (strcmp(path, "/execute") == 0 &&
-	    strcmp(http_method(req), "POST") == 0) {
-		if (execute(req, sb))
-			return;		/* the answer's stream holds sb now */
-	} else if (strncmp(path, "/contexts", 9) == 0)
-		contexts(req, sb, path + 9);
+	if (kernel_context_delete(c->sb, c->params.v[0]) == -1)
+		text_error(c->req, 404, "Context %s not found", c->params.v[0]);
 	else
+		http_reply(c->req, 200, "application/json", "null", 4);
+}
+
+/* POST /contexts/{id}/restart */
+static void
+context_restart(struct route_call *c)
+{
+	struct context *ctx;
+	char err[256];
+
+	if ((ctx = kernel_context_find(c->sb, c->params.v[0])) == NULL) {
+		text_error(c->req, 404, "Context %s not found", c->params.v[0]);
+		return;
+	}
+	if (kernel_context_restart(c->sb, ctx, err, sizeof(err)) == -1)
+		text_error(c->req, 500, "%s", err);
+	else
+		http_reply(c->req, 200, "application/json", "null", 4);
+	kernel_context_put(ctx);
+}
+
+/* GET /health of the code interpreter */
+static void
+code_health(struct route_call *c)
+{
+	http_reply(c->req, 200, "application/json", "\"OK\"", 4);
+}
+
+/* POST /execute */
+static void
+code_execute(struct route_call *c)
+{
+	c->kept = execute(c->req, c->sb);
+}
+
+/* GET /health of envd */
+static void
+envd_health(struct route_call *c)
+{
+	http_reply_json(c->req, 204, NULL);
+}
+
+/* GET /envs: the sandbox's environment, behind its access token */
+static void
+envd_envs(struct route_call *c)
+{
+	const char *tok = http_header(c->req, "X-Access-Token");
+	const char *want = sandbox_token(c->sb);
+
+	if (tok == NULL || strlen(tok) != strlen(want) ||
+	    !crypto_equal(tok, want, strlen(tok))) {
+		api_error(c->req, 401, "invalid access token");
+		return;
+	}
+	http_reply_json(c->req, 200, json_object_new_object());
+}
+
+/* --- route tables ------------------------------------------------------------ */
+
+/* The control plane (E2B's API; "/v2/sandboxes..." is "/sandboxes..."). */
+static const struct route control_routes[] = {
+	{ "GET", "/health", ROUTE_PUBLIC, control_health },
+	{ "GET", "/pool", 0, pool_status },
+	{ "POST", "/sandboxes", 0, create_sandbox },
+	{ "GET", "/sandboxes", 0, list_sandboxes },
+	{ "GET", "/sandboxes/{id}", ROUTE_SANDBOX, sandbox_get },
+	{ "DELETE", "/sandboxes/{id}", ROUTE_SANDBOX, sandbox_delete },
+	{ "POST", "/sandboxes/{id}/timeout", ROUTE_SANDBOX, sandbox_timeout },
+	{ "POST", "/sandboxes/{id}/refreshes", ROUTE_SANDBOX, sandbox_refresh },
+	{ "POST", "/sandboxes/{id}/connect", ROUTE_SANDBOX, sandbox_connect },
+};
+
+/* A sandbox's code interpreter (port 49999; the sandbox routed already). */
+static const struct route code_routes[] = {
+	{ "GET", "/health", 0, code_health },
+	{ "POST", "/execute", 0, code_execute },
+	{ "GET", "/contexts", 0, contexts_list },
+	{ "POST", "/contexts", 0, context_create },
+	{ "DELETE", "/contexts/{id}", 0, context_delete },
+	{ "POST", "/contexts/{id}/restart", 0, context_restart },
+};
+
+/* A sandbox's envd (port 49983). */
+static const struct route envd_routes[] = {
+	{ "GET", "/health", 0, envd_health },
+	{ "GET", "/envs", 0, envd_envs },
+};
+
+/* How a plane answers an unknown route: 404, or 405 with Allow. */
+static void
+control_unrouted(struct http_req *req, const char *allow)
+{
+	if (*allow == '\0') {
+		api_error(req, 404, "no such route");
+		return;
+	}
+	http_add_header(req, "Allow", allow);
+	api_error(req, 405, "method not allowed; allowed: %s", allow);
+}
+
+static void
+code_unrouted(struct http_req *req, const char *allow)
+{
+	if (*allow == '\0') {
 		text_error(req, 404, "Not Found");
-	sandbox_put(sb);
+		return;
+	}
+	http_add_header(req, "Allow", allow);
+	text_error(req, 405, "Method Not Allowed");
+}
+
+#define NROUTES(t)	(sizeof(t) / sizeof((t)[0]))
+
+static const struct plane {
+	int			 port;	/* 0: the control plane */
+	const struct route	*routes;
+	size_t			 nroutes;
+	void			(*unrouted)(struct http_req *, const char *);
+} planes[] = {
+	{ 0, control_routes, NROUTES(control_routes), control_unrouted },
+	{ CODE_PORT, code_routes, NROUTES(code_routes), code_unrouted },
+	{ ENVD_PORT, envd_routes, NROUTES(envd_routes), control_unrouted },
+};
+
+/* The sandbox a control route names ("<id>" or "<id>-<clientID>"), a
+ * reference; or NULL, answered 404. */
+static struct sandbox *
+named_sandbox(struct http_req *req, const char *param)
+{
+	struct sandbox *sb;
+	char id[64];
+
+	path_id(param, id, sizeof(id));
+	if ((sb = sandbox_find(id)) == NULL)
+		not_found(req, id);
+	return sb;
+}
+
+/*
+ * Runs req through its plane's table: route, key (control plane), the
+ * sandbox a control route names, handler.  sb: the routed sandbox of a
+ * sandbox plane (its reference is used up here), else NULL.
+ */
+static void
+serve(struct api *api, const struct plane *pl, struct http_req *req,
+    struct sandbox *sb)
+{
+	struct route_call c = { .api = api, .req = req, .sb = sb };
+	const struct route *r;
+	const char *path = http_path(req);
+	char allow[64];
+
+	if (pl->port == 0 && strncmp(path, "/v2/sandboxes", 13) == 0)
+		path += 3;
+	r = route_find(pl->routes, pl->nroutes, http_method(req), path,
+	    &c.params, allow, sizeof(allow));
+	if (pl->port == 0 && !(r && (r->flags & ROUTE_PUBLIC)) &&
+	    !authorized(api, req))
+		api_error(req, 401, "Invalid API key");
+	else if (r == NULL)
+		pl->unrouted(req, allow);
+	else if ((r->flags & ROUTE_SANDBOX) &&
+	    (c.sb = named_sandbox(req, c.params.v[0])) == NULL)
+		;			/* answered */
+	else
+		r->handler(&c);
+	if (c.sb != NULL && !c.kept)
+		sandbox_put(c.sb);
 }
 
 /*
@@ -867,7 +972,7 @@ sandbox_plane(struct http_req *req, const char *id, int port)
  * routing headers are malformed (answered).
  */
 static int
-route(struct http_req *req, char *id, size_t idsz, int *port)
+which_plane(struct http_req *req, char *id, size_t idsz, int *port)
 {
 	const char *hid = http_header(req, "E2b-Sandbox-Id");
 	const char *hport = http_header(req, "E2b-Sandbox-Port");
@@ -910,18 +1015,28 @@ void
 api_handle(struct http_req *req, void *arg)
 {
 	char id[128];
+	struct sandbox *sb;
+	size_t i;
 	int port = 0;
 
-	(void)arg;
-	switch (route(req, id, sizeof(id), &port)) {
+	switch (which_plane(req, id, sizeof(id), &port)) {
 	case 1:
-		if (!ids_sandbox_valid(id, SANDBOX_ID_LEN))
-			proxy_error(req, "", 0);
-		else
-			sandbox_plane(req, id, port);
+		if (!ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
+		    (sb = sandbox_find(id)) == NULL) {
+			proxy_error(req, ids_sandbox_valid(id,
+			    SANDBOX_ID_LEN) ? id : "", 0);
+			return;
+		}
+		for (i = 1; i < NROUTES(planes); i++)
+			if (planes[i].port == port) {
+				serve(arg, &planes[i], req, sb);
+				return;
+			}
+		proxy_error(req, id, port);
+		sandbox_put(sb);
 		break;
 	case 0:
-		control_plane(req);
+		serve(arg, &planes[0], req, NULL);
 		break;
 	default:
 		break;

@@ -21,7 +21,12 @@ struct api_config {
 	void		(*recycle)(struct sandbox *);
 };
 
-void	api_init(const struct api_config *cfg);
-void	api_handle(struct http_req *req, void *arg);
+struct api;
+
+/* The API's state for cfg (kept, not copied); NULL if out of memory. */
+struct api	*api_new(const struct api_config *cfg);
+void		 api_free(struct api *api);
+/* http_handler: arg is the struct api.  Routes: the tables in api.c. */
+void		 api_handle(struct http_req *req, void *arg);
 
 #endif

@@ -188,6 +188,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 	struct pool_config pc;
 	static char key[256], progs[PATH_MAX];
 	struct http_server *srv;
+	struct api *api;
 	pthread_t reaper_thread;
 	sigset_t sigs;
 	char err[256];
@@ -249,9 +250,10 @@ main(int argc, char *argv[] __attribute__((unused)))
 	    .max_sandboxes = st.max_live, .pool_wake = pool_wake,
 	    .pool_demand = pool_demand, .pool_target = pool_target,
 	    .recycle = pool_recycle };
-	api_init(&ac);
+	if ((api = api_new(&ac)) == NULL)
+		fatalx("out of memory");
 	if ((srv = http_start(st.addr, (int)st.port, MAX_BODY, api_handle,
-	    NULL)) == NULL)
+	    api)) == NULL)
 		fatalx("cannot serve on %s:%ld", st.addr, st.port);
 	if (pthread_create(&reaper_thread, NULL, reaper, NULL) != 0)
 		fatalx("cannot start the reaper");
@@ -272,6 +274,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 	quitting = 1;
 	pool_stop();
 	http_stop(srv);
+	api_free(api);
 	pthread_join(reaper_thread, NULL);
 	sandbox_kill_all();
 	crypto_wipe(key, sizeof(key));
