@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/crypto.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/timestamp.h"
 #include "sandboxd/api.h"
+#include "sandboxd/files.h"
 #include "sandboxd/http.h"
 #include "sandboxd/kernel.h"
 #include "sandboxd/route.h"
@@ -371,7 +373,7 @@ create_sandbox(struct route_call *c)
 		group = json_object_get_string(v);
 	sb = obtain(cfg, template_id, group, env_vars, &err);
 	if (sb != NULL && sandbox_claim(sb, (int)timeout, metadata ?
-	    json_object_get(metadata) : NULL, group, &err) == -1) {
+	    json_object_get(metadata) : NULL, group, secure, &err) == -1) {
 		sandbox_kill(sb);
 		sandbox_put(sb);
 		sb = NULL;
@@ -837,19 +839,97 @@ envd_health(struct route_call *c)
 	http_reply_json(c->req, 204, NULL);
 }
 
-/* GET /envs: the sandbox's environment, behind its access token */
-static void
-envd_envs(struct route_call *c)
+/* 1 if the request may use envd: the sandbox was not created "secure",
+ * or the request carries its access token; else 0, answered 401. */
+static int
+envd_authorized(struct route_call *c)
 {
 	const char *tok = http_header(c->req, "X-Access-Token");
 	const char *want = sandbox_token(c->sb);
 
+	if (!sandbox_secure(c->sb))
+		return 1;
 	if (tok == NULL || strlen(tok) != strlen(want) ||
 	    !crypto_equal(tok, want, strlen(tok))) {
 		api_error(c->req, 401, "invalid access token");
+		return 0;
+	}
+	return 1;
+}
+
+/* GET /envs: the sandbox's environment, behind its access token */
+static void
+envd_envs(struct route_call *c)
+{
+	if (envd_authorized(c))
+		http_reply_json(c->req, 200, json_object_new_object());
+}
+
+/* envd's answers for a path that cannot be served (its Error shape). */
+static void
+files_error(struct http_req *req, const char *path, enum files_err err)
+{
+	static const struct {
+		int		 status;
+		const char	*what;		/* after "path '<path>' " */
+	} answers[] = {
+		[FILES_BAD_PATH] = { 400, "is not a valid path" },
+		[FILES_NOT_FOUND] = { 404, "does not exist" },
+		[FILES_IS_DIR] = { 400, "is a directory" },
+		[FILES_NOT_REGULAR] = { 400, "is not a regular file" },
+		[FILES_ESCAPES] = { 400, "leads out of the sandbox (a link "
+		    "through /proc, or a loop)" },
+		[FILES_DENIED] = { 500, "cannot be opened: permission denied" },
+		[FILES_ERROR] = { 500, "cannot be opened" },
+	};
+
+	if (err <= FILES_OK || err > FILES_ERROR)
+		err = FILES_ERROR;
+	api_error(req, answers[err].status, "path '%.512s' %s", path,
+	    answers[err].what);
+}
+
+/*
+ * GET /files?path=P[&username=user] (E2B: spec/envd/envd.yaml): the bytes
+ * of the regular file at P, relative paths under /home/user.  Errors:
+ * 400 no path / a directory / not a regular file / a link out, 401 token
+ * or user, 404 nothing there, 500 permission denied; 502 when the sandbox
+ * is going.
+ */
+static void
+envd_files_get(struct route_call *c)
+{
+	struct http_req *req = c->req;
+	const char *path = http_query(req, "path");
+	const char *user = http_query(req, "username");
+	char full[FILES_PATH_MAX];
+	enum files_err err;
+	uint64_t size;
+	int root, fd;
+
+	if (!envd_authorized(c))
+		return;
+	if (user != NULL && *user != '\0' && strcmp(user, "user") != 0) {
+		api_error(req, 401, "error looking up user '%.64s': user: "
+		    "unknown user %.64s", user, user);
 		return;
 	}
-	http_reply_json(c->req, 200, json_object_new_object());
+	if (files_resolve(path, full, sizeof(full)) == -1) {
+		api_error(req, 400, "path must be given, at most %d bytes",
+		    FILES_PATH_MAX - 1);
+		return;
+	}
+	if ((root = sandbox_root_fd(c->sb)) == -1) {
+		proxy_error(req, sandbox_id(c->sb), 0);
+		return;
+	}
+	fd = files_open_read(root, sandbox_uid(c->sb), (gid_t)sandbox_uid(c->sb),
+	    full, &size, &err);
+	close(root);
+	if (fd == -1)
+		files_error(req, full, err);
+	else
+		http_reply_fd(req, 200, "application/octet-stream", fd, size);
 }
 
 /* --- route tables ------------------------------------------------------------ */
@@ -881,6 +961,7 @@ static const struct route code_routes[] = {
 static const struct route envd_routes[] = {
 	{ "GET", "/health", 0, envd_health },
 	{ "GET", "/envs", 0, envd_envs },
+	{ "GET", "/files", 0, envd_files_get },
 };
 
 /* How a plane answers an unknown route: 404, or 405 with Allow. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -130,6 +131,19 @@ http_reply_json(struct http_req *req, int status, struct json_object *obj)
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	http_reply(req, status, "application/json", text, len);
 	json_object_put(obj);
+}
+
+void
+http_reply_fd(struct http_req *req, int status, const char *content_type,
+    int fd, uint64_t size)
+{
+	struct MHD_Response *resp;
+
+	if ((resp = MHD_create_response_from_fd64(size, fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	set_response(req, status, resp, content_type);
 }
 
 static ssize_t

@@ -2,6 +2,7 @@
 #define IRIS_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct json_object;
@@ -48,6 +49,10 @@ void		 http_reply_json(struct http_req *req, int status,
 		    struct json_object *obj);
 void		 http_reply_stream(struct http_req *req, int status,
 		    const char *content_type, const struct http_stream *stream);
+/* Answers with the first size bytes of fd, which it takes over (closed
+ * once sent, or at once if the answer cannot be built). */
+void		 http_reply_fd(struct http_req *req, int status,
+		    const char *content_type, int fd, uint64_t size);
 /* Adds a header to the coming answer. */
 void		 http_add_header(struct http_req *req, const char *name,
 		    const char *value);

@@ -55,6 +55,7 @@ struct sandbox {
 	uid_t			 uid;
 	pid_t			 pid;		/* the outer bwrap */
 	pid_t			 sup_pid;	/* the supervisor (host view) */
+	int			 secure;	/* envd wants the access token */
 	int			 sup_in;	/* the supervisor's stdin */
 	int			 sup_out;	/* and stdout */
 	int			 listener;	/* kernels connect here */
@@ -1048,7 +1049,7 @@ sandbox_free(struct sandbox *sb)
 
 int
 sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
-    const char *group, enum sandbox_err *err)
+    const char *group, int secure, enum sandbox_err *err)
 {
 	pthread_mutex_lock(&reg_lock);
 	/* One started for this client already counts; a pooled one not yet. */
@@ -1060,6 +1061,7 @@ sandbox_claim(struct sandbox *sb, int timeout_s, struct json_object *metadata,
 	}
 	sb->pooled = 0;
 	sb->recycled = 0;
+	sb->secure = secure;
 	snprintf(sb->group, sizeof(sb->group), "%s", group ? group : "");
 	sb->started_ms = ts_now_ms();
 	sb->end_ms = sb->started_ms + (int64_t)timeout_s * 1000;
@@ -1754,6 +1756,37 @@ uid_t
 sandbox_uid(const struct sandbox *sb)
 {
 	return sb->uid;
+}
+
+int
+sandbox_secure(const struct sandbox *sb)
+{
+	return sb->secure;
+}
+
+int
+sandbox_root_fd(const struct sandbox *sb)
+{
+	char path[64];
+	int fd;
+
+	if (sb->sup_pid <= 0 || sb->pid <= 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->sup_pid);
+	if ((fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		errno = ESRCH;
+		return -1;
+	}
+	/* Still bwrap's only child (bwrap is ours, not yet reaped, and forks
+	 * no other): the pid was not reused, the root is the sandbox's. */
+	if (only_child(sb->pid) != sb->sup_pid) {
+		close(fd);
+		errno = ESRCH;
+		return -1;
+	}
+	return fd;
 }
 
 void

@@ -73,11 +73,12 @@ struct sandbox	*sandbox_start(const char *template_id, int preload,
 /*
  * Makes a pooled sandbox a client's: counts it against max_live, sets its
  * metadata (taking ownership) and lifetime, and its recycling group (the
- * owner whose creates may get it back after a scrub; NULL: "").  Returns
- * 0, or -1 with SANDBOX_LIMIT in *err if max_live is reached.
+ * owner whose creates may get it back after a scrub; NULL: ""), and
+ * whether envd wants its access token (secure).  Returns 0, or -1 with
+ * SANDBOX_LIMIT in *err if max_live is reached.
  */
 int		 sandbox_claim(struct sandbox *sb, int timeout_s,
-		    struct json_object *metadata, const char *group,
+		    struct json_object *metadata, const char *group, int secure,
 		    enum sandbox_err *err);
 
 /* Finds a live, claimed sandbox by id; NULL if none.  Takes a reference. */
@@ -189,6 +190,14 @@ int		 sandbox_killed(const struct sandbox *sb);
 int		 sandbox_gone(const struct sandbox *sb);
 /* The host uid its processes run as. */
 uid_t		 sandbox_uid(const struct sandbox *sb);
+/*
+ * A directory fd (O_PATH) of the sandbox's root as its processes see it
+ * (its supervisor's /proc/<pid>/root), for openat2(RESOLVE_IN_ROOT); or -1
+ * with errno ESRCH when the sandbox has no live supervisor.
+ */
+int		 sandbox_root_fd(const struct sandbox *sb);
+/* 1 if created with "secure": envd then wants its access token. */
+int		 sandbox_secure(const struct sandbox *sb);
 
 /* The contexts of a sandbox (owned by it; kernel.c manages the list). */
 struct context	**sandbox_contexts(struct sandbox *sb);

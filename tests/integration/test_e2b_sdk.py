@@ -7,8 +7,8 @@ tests/e2b-sdk/compat.mjs (the protocol: sandboxes, runs, contexts,
 streaming, timeouts) and tests/e2b-sdk/kernels.mjs (what kernels give back:
 charts, display(), DataFrames, figures, PIL, plotly, seaborn, IPython
 syntax, JavaScript imports, TypeScript, default contexts, per-run UTF-8,
-partial lines streamed) do the SDK calls and print one JSON line per
-check; this test installs the SDK with `npm ci` (only when node_modules is
+partial lines streamed) and tests/e2b-sdk/files.mjs (envd's files) do the
+SDK calls and print one JSON line per check; this test installs the SDK with `npm ci` (only when node_modules is
 missing or older than the lock), runs each script against a daemon through
 a transparent logging proxy (so that a failure shows exactly which requests
 the SDK made and what they got), and asserts every check passed.
@@ -167,31 +167,14 @@ def assert_check(run, name):
                        "\n  ".join(bad)))
 
 
-@pytest.fixture(scope="module")
-def sdk_run(daemon, sdk, tmp_path_factory):
-    """Runs compat.mjs once against the daemon, through a logging proxy."""
-    wait_pool_ready(daemon)
-    return run_script(daemon, sdk, "compat.mjs", tmp_path_factory.mktemp("e2b-sdk"))
-
-
-def test_sdk_script_ran_every_check(sdk_run):
-    assert sdk_run["done"] is not None, "compat.mjs did not finish\n" + sdk_run["report"]
-    assert list(sdk_run["checks"]) == CHECKS, sdk_run["report"]
-
-
-@pytest.mark.parametrize("name", CHECKS)
-def test_sdk(sdk_run, name):
-    assert_check(sdk_run, name)
-
-
-def test_sdk_requests_all_routed(sdk_run):
+def test_sdk_requests_all_routed(script_runs):
     """Every request the SDK made reached a route the daemon has (a 404
     from "no such route" or "Not Found" means the SDK asked for something
     the daemon does not implement)."""
     unrouted = ["%s %s (%s) -> %s" % (e.get("method"), e.get("path"),
                                      e.get("headers", {}).get("e2b-sandbox-port", "api"),
                                      e.get("status"))
-                for e in sdk_run["requests"]
+                for e in script_runs("compat.mjs")["requests"]
                 if e.get("status") in (None, 404, 405, 501)
                 and not (e.get("method") == "DELETE" and e.get("path", "").startswith("/sandboxes/"))
                 and not (e.get("method") == "GET" and e.get("path", "").startswith("/sandboxes/"))]
@@ -218,19 +201,41 @@ KERNEL_CHECKS = [
 KERNELS_TIMEOUT = 480
 
 
+# What files.mjs checks (stage 7 so far: envd's GET /files).
+FILE_CHECKS = ["create", "files.read of what the code wrote", "files.read as bytes",
+               "files.read of a missing file: the SDK's not-found error",
+               "files.read of a directory: invalid argument"]
+
+
+# Each script, what it checks (in order) and how long it may take.
+SCRIPTS = {"compat.mjs": (CHECKS, NODE_TIMEOUT), "kernels.mjs": (KERNEL_CHECKS, KERNELS_TIMEOUT),
+           "files.mjs": (FILE_CHECKS, NODE_TIMEOUT)}
+
+
 @pytest.fixture(scope="module")
-def kernels_run(daemon, sdk, tmp_path_factory):
-    """Runs kernels.mjs once against the daemon, through a logging proxy."""
-    wait_pool_ready(daemon)
-    return run_script(daemon, sdk, "kernels.mjs", tmp_path_factory.mktemp("e2b-sdk-kernels"),
-                      timeout=KERNELS_TIMEOUT)
+def script_runs(daemon, sdk, tmp_path_factory):
+    """script -> its run against the daemon through a logging proxy, made
+    once, on first use."""
+    runs = {}
+
+    def get(script):
+        if script not in runs:
+            wait_pool_ready(daemon)
+            runs[script] = run_script(daemon, sdk, script,
+                                      tmp_path_factory.mktemp("e2b-sdk-" + script.split(".")[0]),
+                                      timeout=SCRIPTS[script][1])
+        return runs[script]
+    return get
 
 
-def test_sdk_kernels_script_ran_every_check(kernels_run):
-    assert kernels_run["done"] is not None, "kernels.mjs did not finish\n" + kernels_run["report"]
-    assert list(kernels_run["checks"]) == KERNEL_CHECKS, kernels_run["report"]
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_sdk_script_ran_every_check(script_runs, script):
+    run = script_runs(script)
+    assert run["done"] is not None, "%s did not finish\n%s" % (script, run["report"])
+    assert list(run["checks"]) == SCRIPTS[script][0], run["report"]
 
 
-@pytest.mark.parametrize("name", KERNEL_CHECKS)
-def test_sdk_kernels(kernels_run, name):
-    assert_check(kernels_run, name)
+@pytest.mark.parametrize("script,name", [(script, name) for script, (names, _) in SCRIPTS.items()
+                                         for name in names])
+def test_sdk(script_runs, script, name):
+    assert_check(script_runs(script), name)

@@ -1,0 +1,44 @@
+#ifndef IRIS_SANDBOXD_FILES_H
+#define IRIS_SANDBOXD_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Files inside a sandbox, as envd serves them (E2B: spec/envd/envd.yaml,
+ * /files): a path is resolved in the sandbox's own root (openat2
+ * RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: "..", absolute symlinks and
+ * /proc/<pid>/root links stay inside or fail) with the sandbox user's
+ * file-system ids (setfsuid, this thread only), so the daemon reaches
+ * nothing the sandbox's own code could not.
+ */
+#define FILES_HOME	"/home/user"	/* where relative paths start */
+#define FILES_PATH_MAX	4096
+
+enum files_err {
+	FILES_OK = 0,
+	FILES_BAD_PATH,		/* empty, too long */
+	FILES_NOT_FOUND,	/* nothing there (ENOENT, ENOTDIR) */
+	FILES_IS_DIR,
+	FILES_NOT_REGULAR,	/* a FIFO, socket or device */
+	FILES_ESCAPES,		/* a magic link, a loop: not in the sandbox */
+	FILES_DENIED,		/* the sandbox user may not read it */
+	FILES_ERROR		/* anything else: errno */
+};
+
+/*
+ * Writes path as the sandbox sees it into out: relative ones under
+ * FILES_HOME.  Returns 0, or -1 (FILES_BAD_PATH) if empty or too long.
+ */
+int	files_resolve(const char *path, char *out, size_t outsz);
+
+/*
+ * Opens the regular file at path (as files_resolve writes it) under
+ * root_fd (the sandbox's root, O_PATH) for reading, as uid/gid.  Returns
+ * the fd (*size its bytes), or -1 with *err set.  Never blocks on a FIFO.
+ */
+int	files_open_read(int root_fd, uid_t uid, gid_t gid, const char *path,
+	    uint64_t *size, enum files_err *err);
+
+#endif

@@ -1,0 +1,65 @@
+// E2B's own JavaScript SDK (@e2b/code-interpreter) against iris-sandboxd:
+// files read through envd's GET /files (sbx.files.read), and the SDK's own
+// errors for paths that cannot be read.
+//
+// Run by tests/integration/test_e2b_sdk.py (as compat.mjs).  Prints one
+// JSON line per check, then {"done": true, "passed": N, "failed": M}.
+import { Sandbox } from '@e2b/code-interpreter'
+
+import { assert, checks } from './checks.mjs'
+
+const { check, done } = checks(Number(process.env.FILES_CHECK_TIMEOUT_MS || 40000))
+
+let sbx = null
+const need = () => {
+  if (!sbx) throw new Error('no sandbox (create failed)')
+  return sbx
+}
+
+async function fails(promise, what) {
+  try {
+    await promise
+  } catch (e) {
+    return e
+  }
+  throw new Error(`${what}: no error`)
+}
+
+await check('create', async () => {
+  sbx = await Sandbox.create({ timeoutMs: 120_000 })
+  return { sandboxId: sbx.sandboxId }
+})
+
+await check('files.read of what the code wrote', async () => {
+  const s = need()
+  const e = await s.runCode('open("/home/user/report.txt", "w").write("total: 42\\n€ ok\\n")')
+  assert(!e.error, `write: ${JSON.stringify(e.error)}`)
+  const abs = await s.files.read('/home/user/report.txt')
+  const rel = await s.files.read('report.txt')
+  assert(abs === 'total: 42\n€ ok\n', `text ${JSON.stringify(abs)}`)
+  assert(rel === abs, `relative path: ${JSON.stringify(rel)}`)
+  return { abs }
+})
+
+await check('files.read as bytes', async () => {
+  const s = need()
+  await s.runCode('open("/tmp/all.bin", "wb").write(bytes(range(256)))')
+  const b = await s.files.read('/tmp/all.bin', { format: 'bytes' })
+  assert(b.length === 256 && b.every((v, i) => v === i), `bytes ${b.length}`)
+  return { length: b.length }
+})
+
+await check('files.read of a missing file: the SDK\'s not-found error', async () => {
+  const e = await fails(need().files.read('/home/user/missing.csv'), 'missing file')
+  assert(/NotFound/.test(e.name), `${e.name}: ${e.message}`)
+  return { name: e.name, message: e.message }
+})
+
+await check('files.read of a directory: invalid argument', async () => {
+  const e = await fails(need().files.read('/home/user'), 'directory')
+  assert(/InvalidArgument/.test(e.name), `${e.name}: ${e.message}`)
+  return { name: e.name, message: e.message }
+})
+
+if (sbx) await sbx.kill()
+done()
