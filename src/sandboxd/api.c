@@ -842,19 +842,34 @@ envd_health(struct route_call *c)
 /* 1 if the request may use envd: the sandbox was not created "secure",
  * or the request carries its access token; else 0, answered 401. */
 static int
+envd_token_ok(struct http_req *req, const struct sandbox *sb)
+{
+	const char *tok = http_header(req, "X-Access-Token");
+	const char *want = sandbox_token(sb);
+
+	return !sandbox_secure(sb) || (tok != NULL && strlen(tok) ==
+	    strlen(want) && crypto_equal(tok, want, strlen(tok)));
+}
+
+static int
 envd_authorized(struct route_call *c)
 {
-	const char *tok = http_header(c->req, "X-Access-Token");
-	const char *want = sandbox_token(c->sb);
-
-	if (!sandbox_secure(c->sb))
+	if (envd_token_ok(c->req, c->sb))
 		return 1;
-	if (tok == NULL || strlen(tok) != strlen(want) ||
-	    !crypto_equal(tok, want, strlen(tok))) {
-		api_error(c->req, 401, "invalid access token");
-		return 0;
-	}
-	return 1;
+	api_error(c->req, 401, "invalid access token");
+	return 0;
+}
+
+/* 1 if username (a query parameter, NULL if absent) is the sandbox's
+ * user; else 0, with envd's message in buf. */
+static int
+envd_user_ok(const char *user, char *buf, size_t bufsz)
+{
+	if (user == NULL || *user == '\0' || strcmp(user, "user") == 0)
+		return 1;
+	snprintf(buf, bufsz, "error looking up user '%.64s': user: unknown "
+	    "user %.64s", user, user);
+	return 0;
 }
 
 /* GET /envs: the sandbox's environment, behind its access token */
@@ -865,13 +880,14 @@ envd_envs(struct route_call *c)
 		http_reply_json(c->req, 200, json_object_new_object());
 }
 
-/* envd's answers for a path that cannot be served (its Error shape). */
-static void
-files_error(struct http_req *req, const char *path, enum files_err err)
+/* envd's status for a path that cannot be served, and what follows
+ * "path '<path>' " in its message. */
+static const char *
+files_answer(enum files_err err, int *status)
 {
 	static const struct {
 		int		 status;
-		const char	*what;		/* after "path '<path>' " */
+		const char	*what;
 	} answers[] = {
 		[FILES_BAD_PATH] = { 400, "is not a valid path" },
 		[FILES_NOT_FOUND] = { 404, "does not exist" },
@@ -880,13 +896,24 @@ files_error(struct http_req *req, const char *path, enum files_err err)
 		[FILES_ESCAPES] = { 400, "leads out of the sandbox (a link "
 		    "through /proc, or a loop)" },
 		[FILES_DENIED] = { 500, "cannot be opened: permission denied" },
+		[FILES_NO_SPACE] = { 507, "cannot be written: not enough disk "
+		    "space available" },
 		[FILES_ERROR] = { 500, "cannot be opened" },
 	};
 
 	if (err <= FILES_OK || err > FILES_ERROR)
 		err = FILES_ERROR;
-	api_error(req, answers[err].status, "path '%.512s' %s", path,
-	    answers[err].what);
+	*status = answers[err].status;
+	return answers[err].what;
+}
+
+static void
+files_error(struct http_req *req, const char *path, enum files_err err)
+{
+	int status;
+	const char *what = files_answer(err, &status);
+
+	api_error(req, status, "path '%.512s' %s", path, what);
 }
 
 /*
@@ -909,9 +936,8 @@ envd_files_get(struct route_call *c)
 
 	if (!envd_authorized(c))
 		return;
-	if (user != NULL && *user != '\0' && strcmp(user, "user") != 0) {
-		api_error(req, 401, "error looking up user '%.64s': user: "
-		    "unknown user %.64s", user, user);
+	if (!envd_user_ok(user, full, sizeof(full))) {
+		api_error(req, 401, "%s", full);
 		return;
 	}
 	if (files_resolve(path, full, sizeof(full)) == -1) {
@@ -930,6 +956,244 @@ envd_files_get(struct route_call *c)
 		files_error(req, full, err);
 	else
 		http_reply_fd(req, 200, "application/octet-stream", fd, size);
+}
+
+/* --- envd uploads: POST /files, its body taken as it arrives --------------- */
+
+static int	which_plane(struct http_req *, char *, size_t, int *,
+		    const char **);
+
+/* An upload's state, from its headers to its answer. */
+struct upload {
+	struct sandbox		*sb;		/* a reference */
+	int			 root_fd;	/* the sandbox's root, or -1 */
+	uid_t			 uid;
+	const char		*path;		/* the path parameter, or NULL */
+	struct files_upload	 file;		/* the part being written */
+	int			 writing;	/* file is open */
+	char			 current[FILES_PATH_MAX];	/* its path */
+	char			 filename[FILES_PATH_MAX];	/* its part's */
+	uint64_t		 part_bytes;	/* of the part so far */
+	struct json_object	*done;		/* [EntryInfo] written */
+	int			 status;	/* an error to answer, else 0 */
+	char			 message[640];
+};
+
+static int __attribute__((format(printf, 3, 4)))
+upload_fail(struct upload *up, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (up->status == 0) {
+		up->status = status;
+		va_start(ap, fmt);
+		vsnprintf(up->message, sizeof(up->message), fmt, ap);
+		va_end(ap);
+	}
+	if (up->writing)
+		files_upload_abort(&up->file);
+	up->writing = 0;
+	return -1;
+}
+
+static int
+upload_files_fail(struct upload *up, const char *path, enum files_err err)
+{
+	int status;
+	const char *what = files_answer(err, &status);
+
+	return upload_fail(up, status, "path '%.512s' %s", path, what);
+}
+
+/* Starts writing path (a parameter or a part's filename). */
+static int
+upload_open(struct upload *up, const char *path)
+{
+	enum files_err err;
+	size_t i;
+
+	if (path == NULL)
+		return upload_fail(up, 400, "a file needs the path parameter or "
+		    "a filename");
+	if (files_resolve(path, up->current, sizeof(up->current)) == -1)
+		return upload_fail(up, 400, "path must be given, at most %d "
+		    "bytes", FILES_PATH_MAX - 1);
+	for (i = 0; i < json_object_array_length(up->done); i++) {
+		struct json_object *e = json_object_array_get_idx(up->done, i), *v;
+
+		if (json_object_object_get_ex(e, "path", &v) &&
+		    strcmp(json_object_get_string(v), up->current) == 0)
+			return upload_fail(up, 400, "you cannot upload multiple "
+			    "files to the same path '%.512s' in one upload "
+			    "request", up->current);
+	}
+	if (files_upload_begin(&up->file, up->root_fd, up->uid, (gid_t)up->uid,
+	    up->current, &err) == -1)
+		return upload_files_fail(up, up->current, err);
+	up->writing = 1;
+	return 0;
+}
+
+/* Renames the file being written into place and lists it. */
+static int
+upload_close(struct upload *up)
+{
+	struct json_object *e;
+	enum files_err err;
+
+	if (!up->writing)
+		return 0;
+	up->writing = 0;
+	if (files_upload_commit(&up->file, &err) == -1)
+		return upload_files_fail(up, up->current, err);
+	e = json_object_new_object();
+	json_object_object_add(e, "path", json_object_new_string(up->current));
+	json_object_object_add(e, "name", json_object_new_string(
+	    strrchr(up->current, '/') + 1));
+	json_object_object_add(e, "type", json_object_new_string("file"));
+	json_object_array_add(up->done, e);
+	return 0;
+}
+
+static int
+upload_write(void *ctx, const char *data, size_t len)
+{
+	struct upload *up = ctx;
+	enum files_err err;
+
+	if (up->status != 0)
+		return -1;
+	if (files_upload_write(&up->file, data, len, &err) == -1) {
+		up->writing = 0;		/* aborted by the write */
+		return upload_files_fail(up, up->current, err);
+	}
+	return 0;
+}
+
+/* A multipart part's piece: fields other than "file" are ignored, as
+ * envd ignores them; each "file" part is one file. */
+static int
+upload_part(void *ctx, const char *name, const char *filename,
+    const char *data, uint64_t off, size_t size)
+{
+	struct upload *up = ctx;
+
+	if (up->status != 0)
+		return -1;
+	if (name == NULL || strcmp(name, "file") != 0)
+		return 0;
+	/* A new part starts at offset 0 -- but the post processor may call
+	 * twice at 0 (first with no bytes) for one part. */
+	if (off == 0 && (!up->writing || up->part_bytes > 0 ||
+	    strcmp(up->filename, filename ? filename : "") != 0)) {
+		snprintf(up->filename, sizeof(up->filename), "%s",
+		    filename ? filename : "");
+		up->part_bytes = 0;
+		if (upload_close(up) == -1 ||
+		    upload_open(up, up->path ? up->path : filename) == -1)
+			return -1;
+	}
+	up->part_bytes += size;
+	return size > 0 ? upload_write(up, data, size) : 0;
+}
+
+static void
+upload_release(void *ctx)
+{
+	struct upload *up = ctx;
+
+	if (up->writing)
+		files_upload_abort(&up->file);
+	if (up->root_fd != -1)
+		close(up->root_fd);
+	json_object_put(up->done);
+	sandbox_put(up->sb);
+	free(up);
+}
+
+/* Takes nothing: the answer is decided already (up->status). */
+static int
+upload_refuse(void *ctx, const char *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return -1;
+}
+
+int
+api_body_sink(struct http_req *req, void *arg, struct http_sink *sink)
+{
+	const char *type = http_header(req, "Content-Type"), *err = NULL;
+	struct upload *up;
+	struct sandbox *sb;
+	char id[128], msg[256];
+	int port = 0;
+
+	(void)arg;
+	if (which_plane(req, id, sizeof(id), &port, &err) != 1 ||
+	    port != ENVD_PORT || strcmp(http_method(req), "POST") != 0 ||
+	    strcmp(http_path(req), "/files") != 0 ||
+	    !ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
+	    (sb = sandbox_find(id)) == NULL)
+		return 0;		/* not an upload: answered as any request */
+	if ((up = calloc(1, sizeof(*up))) == NULL) {
+		sandbox_put(sb);
+		return 0;
+	}
+	up->sb = sb;
+	up->root_fd = -1;
+	up->uid = sandbox_uid(sb);
+	up->path = http_query(req, "path");
+	up->done = json_object_new_array();
+	*sink = (struct http_sink){ upload_refuse, upload_release, up, up };
+	if (!envd_token_ok(req, sb))
+		upload_fail(up, 401, "invalid access token");
+	else if (!envd_user_ok(http_query(req, "username"), msg, sizeof(msg)))
+		upload_fail(up, 401, "%s", msg);
+	else if ((up->root_fd = sandbox_root_fd(sb)) == -1)
+		upload_fail(up, 502, "The sandbox was not found");
+	else if (type != NULL && strncasecmp(type, "multipart/", 10) == 0) {
+		if (http_form_sink(req, upload_part, up, upload_release,
+		    sink) == -1)
+			upload_fail(up, 400, "the multipart body cannot be read "
+			    "(no boundary?)");
+	} else if (type != NULL && strncasecmp(type,
+	    "application/octet-stream", 24) == 0) {
+		if (up->path == NULL)
+			upload_fail(up, 400, "path query parameter is required "
+			    "for raw body upload");
+		else if (upload_open(up, up->path) == 0)
+			sink->write = upload_write;
+	} else
+		upload_fail(up, 400, "unsupported content type: %.128s, "
+		    "expected multipart/form-data or application/octet-stream",
+		    type ? type : "(none)");
+	return 1;
+}
+
+/*
+ * POST /files[?path=P][&username=user] (E2B: spec/envd/envd.yaml), its
+ * body already written by the sink: multipart/form-data (each "file"
+ * part a file: at P, else at its filename) or application/octet-stream
+ * (one file at P).  200 [{path, name, type: "file"}]; 400 bad path, a
+ * directory, a type or two files at one path; 401 token or user; 507 the
+ * sandbox's disk is full.  A failed upload leaves nothing of itself.
+ */
+static void
+envd_files_post(struct route_call *c)
+{
+	struct upload *up = http_sink_ctx(c->req);
+
+	if (up == NULL) {
+		api_error(c->req, 500, "the upload could not be prepared");
+		return;
+	}
+	upload_close(up);
+	if (up->status != 0)
+		api_error(c->req, up->status, "%s", up->message);
+	else
+		http_reply_json(c->req, 200, json_object_get(up->done));
 }
 
 /* --- route tables ------------------------------------------------------------ */
@@ -962,6 +1226,7 @@ static const struct route envd_routes[] = {
 	{ "GET", "/health", 0, envd_health },
 	{ "GET", "/envs", 0, envd_envs },
 	{ "GET", "/files", 0, envd_files_get },
+	{ "POST", "/files", 0, envd_files_post },
 };
 
 /* How a plane answers an unknown route: 404, or 405 with Allow. */
@@ -1050,10 +1315,11 @@ serve(struct api *api, const struct plane *pl, struct http_req *req,
  * Which sandbox and port a request is for, as E2B's proxy decides: by
  * headers when Host is localhost or an IP, else by "<port>-<id>.<domain>".
  * Returns 1 for the sandbox plane, 0 for the control plane, -1 if the
- * routing headers are malformed (answered).
+ * routing headers are malformed (*err says how; not answered).
  */
 static int
-which_plane(struct http_req *req, char *id, size_t idsz, int *port)
+which_plane(struct http_req *req, char *id, size_t idsz, int *port,
+    const char **err)
 {
 	const char *hid = http_header(req, "E2b-Sandbox-Id");
 	const char *hport = http_header(req, "E2b-Sandbox-Port");
@@ -1063,13 +1329,13 @@ which_plane(struct http_req *req, char *id, size_t idsz, int *port)
 
 	if (hid || hport) {
 		if (!hid || !hport) {
-			api_error(req, 400, "Missing header: %s", hid ?
-			    "E2b-Sandbox-Port" : "E2b-Sandbox-Id");
+			*err = hid ? "Missing header: E2b-Sandbox-Port" :
+			    "Missing header: E2b-Sandbox-Id";
 			return -1;
 		}
 		*port = (int)strtol(hport, &end, 10);
 		if (*end != '\0' || *port <= 0 || *port > 65535) {
-			api_error(req, 400, "invalid E2b-Sandbox-Port");
+			*err = "invalid E2b-Sandbox-Port";
 			return -1;
 		}
 		snprintf(id, idsz, "%s", hid);
@@ -1095,12 +1361,13 @@ which_plane(struct http_req *req, char *id, size_t idsz, int *port)
 void
 api_handle(struct http_req *req, void *arg)
 {
+	const char *err = NULL;
 	char id[128];
 	struct sandbox *sb;
 	size_t i;
 	int port = 0;
 
-	switch (which_plane(req, id, sizeof(id), &port)) {
+	switch (which_plane(req, id, sizeof(id), &port, &err)) {
 	case 1:
 		if (!ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
 		    (sb = sandbox_find(id)) == NULL) {
@@ -1120,6 +1387,7 @@ api_handle(struct http_req *req, void *arg)
 		serve(arg, &planes[0], req, NULL);
 		break;
 	default:
+		api_error(req, 400, "%s", err);
 		break;
 	}
 }

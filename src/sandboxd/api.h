@@ -2,6 +2,7 @@
 #define IRIS_API_H
 
 struct http_req;
+struct http_sink;
 struct sandbox;
 
 /*
@@ -28,5 +29,8 @@ struct api	*api_new(const struct api_config *cfg);
 void		 api_free(struct api *api);
 /* http_handler: arg is the struct api.  Routes: the tables in api.c. */
 void		 api_handle(struct http_req *req, void *arg);
+/* http_sink_fn: the bodies taken as they come (envd's uploads). */
+int		 api_body_sink(struct http_req *req, void *arg,
+		    struct http_sink *sink);
 
 #endif

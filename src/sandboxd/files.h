@@ -23,13 +23,15 @@ enum files_err {
 	FILES_IS_DIR,
 	FILES_NOT_REGULAR,	/* a FIFO, socket or device */
 	FILES_ESCAPES,		/* a magic link, a loop: not in the sandbox */
-	FILES_DENIED,		/* the sandbox user may not read it */
+	FILES_DENIED,		/* the sandbox user may not read or write it */
+	FILES_NO_SPACE,		/* the sandbox's disk (its quota) is full */
 	FILES_ERROR		/* anything else: errno */
 };
 
 /*
- * Writes path as the sandbox sees it into out: relative ones under
- * FILES_HOME.  Returns 0, or -1 (FILES_BAD_PATH) if empty or too long.
+ * Writes path as the sandbox sees it into out: absolute, relative ones
+ * under FILES_HOME, "." and ".." taken lexically (never above "/"), no
+ * empty segments.  Returns 0, or -1 (FILES_BAD_PATH) if empty or too long.
  */
 int	files_resolve(const char *path, char *out, size_t outsz);
 
@@ -40,5 +42,30 @@ int	files_resolve(const char *path, char *out, size_t outsz);
  */
 int	files_open_read(int root_fd, uid_t uid, gid_t gid, const char *path,
 	    uint64_t *size, enum files_err *err);
+
+/*
+ * An upload: written to a new temporary file beside its target, renamed
+ * over it when complete (so a target is never half-written, and a failed
+ * upload leaves nothing), made with the sandbox user's ids (so it is
+ * theirs).  Missing parent directories are made, as envd makes them.
+ */
+struct files_upload {
+	int	 dir_fd;		/* the target's directory; -1: none */
+	int	 fd;			/* the temporary file; -1: none */
+	uid_t	 uid;
+	gid_t	 gid;
+	char	 tmp[64];		/* its name in dir_fd */
+	char	 name[256];		/* the target's name in dir_fd */
+};
+
+/* Starts one at path (as files_resolve writes it).  0, or -1 with *err. */
+int	files_upload_begin(struct files_upload *up, int root_fd, uid_t uid,
+	    gid_t gid, const char *path, enum files_err *err);
+int	files_upload_write(struct files_upload *up, const void *data,
+	    size_t len, enum files_err *err);
+/* Renames it into place.  0, or -1 with *err (and it is aborted). */
+int	files_upload_commit(struct files_upload *up, enum files_err *err);
+/* Removes what it wrote; a no-op once committed or aborted. */
+void	files_upload_abort(struct files_upload *up);
 
 #endif

@@ -18,8 +18,18 @@
 struct http_server {
 	struct MHD_Daemon	*mhd;
 	http_handler		 handler;
+	http_sink_fn		 sink_fn;
 	void			*arg;
 	size_t			 max_body;
+};
+
+/* http_form_sink's state: the post processor and the caller's part. */
+struct form {
+	struct MHD_PostProcessor	*pp;
+	http_part_fn			 part;
+	void				*ctx;
+	void				(*release)(void *);
+	int				 stopped;
 };
 
 struct http_req {
@@ -28,6 +38,8 @@ struct http_req {
 	const char		*path;
 	struct buf		 body;
 	int			 too_large;
+	struct http_sink	 sink;		/* .write NULL: body held */
+	int			 sink_done;	/* write said -1 */
 	struct MHD_Response	*resp;
 	int			 status;
 	const char		*hdr_name[MAX_HEADERS];
@@ -186,11 +198,78 @@ http_reply_stream(struct http_req *req, int status, const char *content_type,
 	    content_type);
 }
 
+void *
+http_sink_ctx(struct http_req *req)
+{
+	return req->sink.write ? req->sink.owner : NULL;
+}
+
+static enum MHD_Result
+form_iterate(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *filename, const char *content_type,
+    const char *transfer_encoding, const char *data, uint64_t off,
+    size_t size)
+{
+	struct form *f = cls;
+
+	(void)kind;
+	(void)content_type;
+	(void)transfer_encoding;
+	if (f->part(f->ctx, key, filename, data, off, size) == -1) {
+		f->stopped = 1;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static int
+form_write(void *ctx, const char *data, size_t len)
+{
+	struct form *f = ctx;
+
+	if (MHD_post_process(f->pp, data, len) != MHD_YES || f->stopped)
+		return -1;
+	return 0;
+}
+
+static void
+form_release(void *ctx)
+{
+	struct form *f = ctx;
+
+	MHD_destroy_post_processor(f->pp);
+	if (f->release)
+		f->release(f->ctx);
+	free(f);
+}
+
+int
+http_form_sink(struct http_req *req, http_part_fn part, void *ctx,
+    void (*release)(void *), struct http_sink *sink)
+{
+	struct form *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return -1;
+	f->part = part;
+	f->ctx = ctx;
+	f->release = release;
+	if ((f->pp = MHD_create_post_processor(req->conn, 64 * 1024,
+	    form_iterate, f)) == NULL) {
+		free(f);
+		return -1;
+	}
+	*sink = (struct http_sink){ form_write, form_release, f, ctx };
+	return 0;
+}
+
 static void
 req_free(struct http_req *req)
 {
 	int i;
 
+	if (req->sink.release)
+		req->sink.release(req->sink.ctx);
 	if (req->resp)
 		MHD_destroy_response(req->resp);
 	for (i = 0; i < req->nhdr; i++)
@@ -217,6 +296,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		req->path = url;
 		buf_init(&req->body, srv->max_body);
 		*con_cls = req;
+		if (srv->sink_fn && srv->sink_fn(req, srv->arg, &req->sink) != 1)
+			memset(&req->sink, 0, sizeof(req->sink));
+		return MHD_YES;
+	}
+	if (*upload_size > 0 && req->sink.write) {
+		if (!req->sink_done && req->sink.write(req->sink.ctx, upload,
+		    *upload_size) == -1)
+			req->sink_done = 1;
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
@@ -275,7 +363,7 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct http_server *
 http_start(const char *addr, int port, size_t max_body, http_handler handler,
-    void *arg)
+    http_sink_fn sink_fn, void *arg)
 {
 	struct http_server *srv;
 	struct sockaddr_in sin;
@@ -290,6 +378,7 @@ http_start(const char *addr, int port, size_t max_body, http_handler handler,
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return NULL;
 	srv->handler = handler;
+	srv->sink_fn = sink_fn;
 	srv->arg = arg;
 	srv->max_body = max_body;
 	srv->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |

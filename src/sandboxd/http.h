@@ -16,6 +16,34 @@ struct http_server;
 
 typedef void	(*http_handler)(struct http_req *req, void *arg);
 
+/*
+ * A request body taken piece by piece as it arrives, instead of held
+ * whole: write takes the next piece (-1: take no more; the rest is read
+ * and dropped, and the handler answers); release, called once the
+ * request is over (answered or not), frees ctx.  owner is what
+ * http_sink_ctx gives the handler (ctx itself unless a wrapper's).
+ */
+struct http_sink {
+	int	(*write)(void *ctx, const char *data, size_t len);
+	void	(*release)(void *ctx);
+	void	 *ctx;
+	void	 *owner;
+};
+
+/*
+ * Called when a request's headers are in, before its body: returns 1
+ * with *sink filled to take the body as it arrives (http_sink_ctx then
+ * gives the handler its ctx), or 0 to have it held whole.
+ */
+typedef int	(*http_sink_fn)(struct http_req *req, void *arg,
+		    struct http_sink *sink);
+
+/* A multipart/form-data part's piece: field name, filename (NULL if
+ * none), the bytes at offset off of the part.  -1 stops the form. */
+typedef int	(*http_part_fn)(void *ctx, const char *name,
+		    const char *filename, const char *data, uint64_t off,
+		    size_t size);
+
 /* A streamed answer: produce fills buf (see kernel_exec_read). */
 struct http_stream {
 	ssize_t	(*produce)(void *ctx, char *buf, size_t max);
@@ -29,7 +57,7 @@ struct http_stream {
  * answered 413 by the server).  Returns the server, or NULL.
  */
 struct http_server *http_start(const char *addr, int port, size_t max_body,
-		    http_handler handler, void *arg);
+		    http_handler handler, http_sink_fn sink, void *arg);
 void		 http_stop(struct http_server *srv);
 
 const char	*http_method(struct http_req *req);
@@ -38,6 +66,16 @@ const char	*http_path(struct http_req *req);
 const char	*http_header(struct http_req *req, const char *name);
 const char	*http_query(struct http_req *req, const char *name);
 const char	*http_body(struct http_req *req, size_t *len);
+/* The owner of the request's sink (see http_sink_fn); NULL if none. */
+void		*http_sink_ctx(struct http_req *req);
+/*
+ * A sink for a multipart/form-data body (libmicrohttpd's post
+ * processor), calling part for each piece of each part; ctx stays the
+ * caller's, released with release (may be NULL).  0, or -1 if the body
+ * is not such a form.
+ */
+int		 http_form_sink(struct http_req *req, http_part_fn part,
+		    void *ctx, void (*release)(void *), struct http_sink *sink);
 /* The client's socket, to watch for a hang-up; -1 if unknown. */
 int		 http_client_fd(struct http_req *req);
 

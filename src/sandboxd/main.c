@@ -253,7 +253,7 @@ main(int argc, char *argv[] __attribute__((unused)))
 	if ((api = api_new(&ac)) == NULL)
 		fatalx("out of memory");
 	if ((srv = http_start(st.addr, (int)st.port, MAX_BODY, api_handle,
-	    api)) == NULL)
+	    api_body_sink, api)) == NULL)
 		fatalx("cannot serve on %s:%ld", st.addr, st.port);
 	if (pthread_create(&reaper_thread, NULL, reaper, NULL) != 0)
 		fatalx("cannot start the reaper");

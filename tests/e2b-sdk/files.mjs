@@ -61,5 +61,29 @@ await check('files.read of a directory: invalid argument', async () => {
   return { name: e.name, message: e.message }
 })
 
+await check('files.write then pandas reads it', async () => {
+  const s = need()
+  const info = await s.files.write('/home/user/data/input.csv', 'region,sales\nnorth,10\nsouth,32\n')
+  assert(info.path === '/home/user/data/input.csv' && info.name === 'input.csv', JSON.stringify(info))
+  const e = await s.runCode('import pandas as pd\npd.read_csv("data/input.csv")["sales"].sum()')
+  assert(e.text === '42', `sum ${JSON.stringify(e.text)} ${JSON.stringify(e.error)}`)
+  return info
+})
+
+await check('files.write of bytes and of several files', async () => {
+  const s = need()
+  const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 256)
+  await s.files.write('blob.bin', bytes.buffer)
+  const back = await s.files.read('blob.bin', { format: 'bytes' })
+  assert(back.length === bytes.length && back.every((v, i) => v === bytes[i]), `bytes ${back.length}`)
+  const infos = await s.files.write([
+    { path: '/tmp/one.txt', data: 'one' },
+    { path: 'two/two.txt', data: 'two' },
+  ])
+  assert(infos.map((i) => i.path).join() === '/tmp/one.txt,/home/user/two/two.txt', JSON.stringify(infos))
+  assert(await s.files.read('two/two.txt') === 'two', 'two')
+  return infos
+})
+
 if (sbx) await sbx.kill()
 done()

@@ -201,10 +201,11 @@ KERNEL_CHECKS = [
 KERNELS_TIMEOUT = 480
 
 
-# What files.mjs checks (stage 7 so far: envd's GET /files).
+# What files.mjs checks (stage 7 so far: envd's GET and POST /files).
 FILE_CHECKS = ["create", "files.read of what the code wrote", "files.read as bytes",
                "files.read of a missing file: the SDK's not-found error",
-               "files.read of a directory: invalid argument"]
+               "files.read of a directory: invalid argument",
+               "files.write then pandas reads it", "files.write of bytes and of several files"]
 
 
 # Each script, what it checks (in order) and how long it may take.

@@ -133,3 +133,110 @@ def test_gone_sandbox_answers_like_the_proxy(daemon):
     assert daemon.delete(body["sandboxID"]).status_code == 204
     r = get(daemon, (body["sandboxID"], body["envdAccessToken"]), "/etc/passwd")
     assert r.status_code == 502, describe(r)
+
+
+# --- uploads: POST /files ----------------------------------------------------------
+
+def post(daemon, box, params=None, token=..., **kw):
+    sid, tok = box
+    headers = dict(kw.pop("headers", {}))
+    if token is not None:
+        headers["X-Access-Token"] = tok if token is ... else token
+    return daemon.sbx("POST", sid, "/files", port=ENVD_PORT, headers=headers,
+                      params=params or {}, **kw)
+
+
+def leftovers(daemon, box, where):
+    """Names under where that an upload could have left (hidden temporaries)."""
+    return run(daemon, box, "import os\nprint(sorted(n for r, d, f in os.walk(%r) "
+               "for n in d + f if n.startswith('.iris-upload')))" % where).stdout.strip()
+
+
+def test_multipart_upload_is_the_users_file(daemon, box):
+    data = bytes(range(256)) * 300 + b"\r\n--not-a-boundary\r\n"
+    r = post(daemon, box, {"path": "/home/user/up/data.bin"}, files={"file": ("data.bin", data)})
+    assert r.status_code == 200, describe(r)
+    assert r.json() == [{"path": "/home/user/up/data.bin", "name": "data.bin", "type": "file"}]
+    assert get(daemon, box, "up/data.bin").content == data
+    got = run(daemon, box, "import os\ns = os.stat('/home/user/up/data.bin')\n"
+              "print(s.st_uid, s.st_gid, oct(s.st_mode & 0o777), os.stat('/home/user/up').st_uid, "
+              "len(open('/home/user/up/data.bin', 'rb').read()))").stdout.split()
+    assert got == ["1000", "1000", "0o644", "1000", str(len(data))], got
+
+
+def test_upload_makes_parents_and_overwrites(daemon, box):
+    for body in (b"first version, longer than the second", b"second"):
+        r = post(daemon, box, {"path": "deep/er/still/notes.txt"}, files={"file": ("x", body)})
+        assert r.status_code == 200, describe(r)
+        assert r.json()[0]["path"] == "/home/user/deep/er/still/notes.txt"
+    assert get(daemon, box, "deep/er/still/notes.txt").content == b"second"
+    assert leftovers(daemon, box, "/home/user/deep") == "[]"
+
+
+def test_multipart_filenames_are_paths(daemon, box):
+    # No path parameter: each part's filename is its path, as the SDK's
+    # files.write([...]) sends them.
+    r = post(daemon, box, files=[("file", ("multi/a.csv", b"a,b\n1,2\n")),
+                                 ("file", ("/tmp/multi-b.txt", b"bee")),
+                                 ("other", ("ignored.txt", b"not a file field"))])
+    assert r.status_code == 200, describe(r)
+    assert [e["path"] for e in r.json()] == ["/home/user/multi/a.csv", "/tmp/multi-b.txt"]
+    assert run(daemon, box, "import pandas as pd\nprint(pd.read_csv('multi/a.csv')['b'][0])"
+               ).stdout == "2\n"
+    assert get(daemon, box, "/tmp/multi-b.txt").content == b"bee"
+    assert_envd_error(get(daemon, box, "ignored.txt"), 404)
+
+
+def test_octet_stream_upload(daemon, box):
+    r = post(daemon, box, {"path": "raw.bin"}, data=b"\x00raw\xff",
+             headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, describe(r)
+    assert get(daemon, box, "raw.bin").content == b"\x00raw\xff"
+    assert_envd_error(post(daemon, box, data=b"x",
+                           headers={"Content-Type": "application/octet-stream"}), 400, "path")
+
+
+def test_upload_refusals_leave_nothing(daemon, box):
+    run(daemon, box, "import os\nos.makedirs('/home/user/adir', exist_ok=True)\n"
+        "os.symlink('/proc/1/root', '/home/user/escape')")
+    cases = [
+        ({"path": "adir"}, 400, "is a directory"),
+        ({"path": "/home/user/"}, 400, "is a directory"),
+        ({"path": "escape/etc/x"}, 400, "leads out"),
+        ({"path": "x", "username": "root"}, 401, "root"),
+    ]
+    for params, status, words in cases:
+        assert_envd_error(post(daemon, box, params, files={"file": ("f", b"data")}), status, words)
+    assert_envd_error(post(daemon, box, {"path": "t"}, token="wrong",
+                           files={"file": ("f", b"data")}), 401)
+    assert_envd_error(post(daemon, box, {"path": "t"}, data=b"x",
+                           headers={"Content-Type": "text/plain"}), 400, "unsupported content type")
+    assert_envd_error(post(daemon, box, files=[("file", ("same", b"1")), ("file", ("same", b"2"))]),
+                      400, "same path")
+    assert leftovers(daemon, box, "/home/user") == "[]"
+
+
+def test_dotdot_upload_stays_inside(daemon, box):
+    r = post(daemon, box, {"path": "../../../../tmp/dotdot.txt"}, files={"file": ("f", b"in")})
+    assert r.status_code == 200, describe(r)
+    assert r.json()[0]["path"] == "/tmp/dotdot.txt"
+    assert run(daemon, box, "print(open('/tmp/dotdot.txt').read())").stdout == "in\n"
+
+
+small = daemon_fixture(name="small", POOL=0, HOME_MB=4)
+
+
+def test_upload_past_the_quota_is_507_and_leaves_nothing(small):
+    r = small.api("POST", "/sandboxes", json={"templateID": "code-interpreter-v1",
+                                               "timeout": 120, "secure": True}, timeout=60)
+    assert r.status_code == 201, describe(r)
+    b = (r.json()["sandboxID"], r.json()["envdAccessToken"])
+    try:
+        r = post(small, b, {"path": "big.bin"}, files={"file": ("big.bin", b"z" * (6 << 20))})
+        assert_envd_error(r, 507, "disk space")
+        assert_envd_error(get(small, b, "big.bin"), 404)
+        assert leftovers(small, b, "/home/user") == "[]"
+        # The sandbox is fine afterwards: a small file still fits.
+        assert post(small, b, {"path": "ok.txt"}, files={"file": ("f", b"ok")}).status_code == 200
+    finally:
+        small.delete(b[0])
