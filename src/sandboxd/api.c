@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/crypto.h"
@@ -71,24 +72,30 @@ api_free(struct api *api)
 
 /* --- answers ------------------------------------------------------------- */
 
-/* The control plane's error shape: {"code": N, "message": "..."}. */
-static void
-api_error(struct http_req *req, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-api_error(struct http_req *req, int status, const char *fmt, ...)
+/* {"code": code, "message": "..."}: the error shape of E2B's API and
+ * envd (code: the status) and of Connect (code: its name). */
+static void __attribute__((format(printf, 4, 0)))
+error_answer(struct http_req *req, int status, struct json_object *code,
+    const char *fmt, va_list ap)
 {
 	struct json_object *o = json_object_new_object();
-	char msg[512];
+	char msg[768];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	json_object_object_add(o, "code", code);
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	http_reply_json(req, status, o);
+}
+
+/* The control plane's error shape: {"code": N, "message": "..."}. */
+static void __attribute__((format(printf, 3, 4)))
+api_error(struct http_req *req, int status, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	error_answer(req, status, json_object_new_int(status), fmt, ap);
 	va_end(ap);
-	json_object_object_add(o, "code", json_object_new_int(status));
-	json_object_object_add(o, "message", json_object_new_string(msg));
-	http_reply_json(req, status, o);
 }
 
 /* The code interpreter answers its errors as plain text. */
@@ -880,31 +887,53 @@ envd_envs(struct route_call *c)
 		http_reply_json(c->req, 200, json_object_new_object());
 }
 
-/* envd's status for a path that cannot be served, and what follows
- * "path '<path>' " in its message. */
+#define LIST_MAX	10000	/* entries in one ListDir answer */
+
+/*
+ * How envd answers a path that cannot be served: its HTTP status (the
+ * /files routes), its Connect code and that code's HTTP status (the
+ * filesystem service; connectrpc.com/docs/protocol, error codes), and
+ * what follows "path '<path>' " in the message.
+ */
+static const struct files_answer {
+	int		 status;
+	const char	*rpc_code;
+	int		 rpc_status;
+	const char	*what;
+} files_answers[] = {
+	[FILES_BAD_PATH] = { 400, "invalid_argument", 400, "is not a valid path" },
+	[FILES_NOT_FOUND] = { 404, "not_found", 404, "does not exist" },
+	[FILES_IS_DIR] = { 400, "invalid_argument", 400, "is a directory" },
+	[FILES_NOT_REGULAR] = { 400, "invalid_argument", 400,
+	    "is not a regular file" },
+	[FILES_ESCAPES] = { 400, "invalid_argument", 400, "leads out of the "
+	    "sandbox (a link through /proc, or a loop)" },
+	[FILES_DENIED] = { 500, "permission_denied", 403,
+	    "cannot be opened: permission denied" },
+	[FILES_NO_SPACE] = { 507, "resource_exhausted", 429,
+	    "cannot be written: not enough disk space available" },
+	[FILES_EXISTS] = { 409, "already_exists", 409, "already exists" },
+	[FILES_NOT_DIR] = { 400, "invalid_argument", 400, "is not a directory" },
+	[FILES_TOO_MANY] = { 400, "resource_exhausted", 429,
+	    "holds more entries than one listing gives (10000)" },
+	[FILES_ERROR] = { 500, "internal", 500, "cannot be opened" },
+};
+
+static const struct files_answer *
+files_answer_of(enum files_err err)
+{
+	if (err <= FILES_OK || err > FILES_ERROR)
+		err = FILES_ERROR;
+	return &files_answers[err];
+}
+
 static const char *
 files_answer(enum files_err err, int *status)
 {
-	static const struct {
-		int		 status;
-		const char	*what;
-	} answers[] = {
-		[FILES_BAD_PATH] = { 400, "is not a valid path" },
-		[FILES_NOT_FOUND] = { 404, "does not exist" },
-		[FILES_IS_DIR] = { 400, "is a directory" },
-		[FILES_NOT_REGULAR] = { 400, "is not a regular file" },
-		[FILES_ESCAPES] = { 400, "leads out of the sandbox (a link "
-		    "through /proc, or a loop)" },
-		[FILES_DENIED] = { 500, "cannot be opened: permission denied" },
-		[FILES_NO_SPACE] = { 507, "cannot be written: not enough disk "
-		    "space available" },
-		[FILES_ERROR] = { 500, "cannot be opened" },
-	};
+	const struct files_answer *a = files_answer_of(err);
 
-	if (err <= FILES_OK || err > FILES_ERROR)
-		err = FILES_ERROR;
-	*status = answers[err].status;
-	return answers[err].what;
+	*status = a->status;
+	return a->what;
 }
 
 static void
@@ -1196,6 +1225,337 @@ envd_files_post(struct route_call *c)
 		http_reply_json(c->req, 200, json_object_get(up->done));
 }
 
+/* --- envd's filesystem service: Connect, unary, JSON -------------------------- */
+
+/* Connect's error shape {"code": "<name>", "message": "..."}. */
+static void __attribute__((format(printf, 4, 5)))
+rpc_error(struct http_req *req, int status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_answer(req, status, json_object_new_string(code), fmt, ap);
+	va_end(ap);
+}
+
+static void
+rpc_files_error(struct http_req *req, const char *path, enum files_err err)
+{
+	const struct files_answer *a = files_answer_of(err);
+
+	rpc_error(req, a->rpc_status, a->rpc_code, "path '%.512s' %s", path,
+	    a->what);
+}
+
+/*
+ * The checks envd makes before a call, and its request message: JSON
+ * (the SDKs' useBinaryFormat: false), the access token of a secure
+ * sandbox, the user (HTTP Basic "user:", or none).  Returns the message
+ * and *root_fd; or NULL, answered.
+ */
+static struct json_object *
+rpc_begin(struct route_call *c, int *root_fd)
+{
+	const char *type = http_header(c->req, "Content-Type");
+	const char *auth = http_header(c->req, "Authorization");
+	struct json_object *body;
+
+	if (type == NULL || strncasecmp(type, "application/json", 16) != 0) {
+		rpc_error(c->req, 415, "invalid_argument", "unsupported content "
+		    "type %.64s: this provider speaks Connect with JSON",
+		    type ? type : "(none)");
+		return NULL;
+	}
+	if (!envd_token_ok(c->req, c->sb)) {
+		rpc_error(c->req, 401, "unauthenticated", "invalid access token");
+		return NULL;
+	}
+	if (auth != NULL && strcmp(auth, "Basic dXNlcjo=") != 0) {
+		rpc_error(c->req, 401, "unauthenticated", "invalid user: this "
+		    "sandbox has the user \"user\" only");
+		return NULL;
+	}
+	if ((body = body_object(c->req)) == NULL) {
+		rpc_error(c->req, 400, "invalid_argument", "the request must be "
+		    "a JSON object");
+		return NULL;
+	}
+	if ((*root_fd = sandbox_root_fd(c->sb)) == -1) {
+		json_object_put(body);
+		rpc_error(c->req, 503, "unavailable", "the sandbox is gone");
+		return NULL;
+	}
+	return body;
+}
+
+/* The path in member name of body, resolved into out; or -1, answered. */
+static int
+rpc_path(struct http_req *req, struct json_object *body, const char *name,
+    char *out, size_t outsz)
+{
+	struct json_object *v;
+
+	if (!member(body, name, &v) || !json_object_is_type(v, json_type_string) ||
+	    files_resolve(json_object_get_string(v), out, outsz) == -1) {
+		rpc_error(req, 400, "invalid_argument", "%s must be a path of at "
+		    "most %d bytes", name, FILES_PATH_MAX - 1);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+owner_name(const struct sandbox *sb, unsigned id, char *buf, size_t bufsz)
+{
+	if (id == (unsigned)sandbox_uid(sb))
+		return "user";
+	if (id == 0)
+		return "root";
+	snprintf(buf, bufsz, "%u", id);
+	return buf;
+}
+
+/* EntryInfo in proto3's JSON mapping (int64 as a string, RFC 3339). */
+static struct json_object *
+entry_json(const struct sandbox *sb, const struct files_entry *e)
+{
+	static const char *const types[] = {
+		[FILES_TYPE_UNKNOWN] = "FILE_TYPE_UNSPECIFIED",
+		[FILES_TYPE_FILE] = "FILE_TYPE_FILE",
+		[FILES_TYPE_DIR] = "FILE_TYPE_DIRECTORY",
+		[FILES_TYPE_SYMLINK] = "FILE_TYPE_SYMLINK",
+	};
+	struct json_object *o = json_object_new_object();
+	char buf[64], when[32];
+	time_t t = (time_t)e->mtime_s;
+	struct tm tm;
+
+	json_object_object_add(o, "name", json_object_new_string(e->name));
+	json_object_object_add(o, "type", json_object_new_string(
+	    types[e->type]));
+	json_object_object_add(o, "path", json_object_new_string(e->path));
+	snprintf(buf, sizeof(buf), "%lld", (long long)e->size);
+	json_object_object_add(o, "size", json_object_new_string(buf));
+	json_object_object_add(o, "mode", json_object_new_int64(e->mode));
+	json_object_object_add(o, "permissions", json_object_new_string(
+	    e->permissions));
+	json_object_object_add(o, "owner", json_object_new_string(
+	    owner_name(sb, (unsigned)e->uid, buf, sizeof(buf))));
+	json_object_object_add(o, "group", json_object_new_string(
+	    owner_name(sb, (unsigned)e->gid, buf, sizeof(buf))));
+	if (gmtime_r(&t, &tm) != NULL &&
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm) > 0) {
+		snprintf(buf, sizeof(buf), "%s.%09ldZ", when, e->mtime_ns);
+		json_object_object_add(o, "modifiedTime",
+		    json_object_new_string(buf));
+	}
+	if (e->is_link)
+		json_object_object_add(o, "symlinkTarget",
+		    json_object_new_string(e->target));
+	return o;
+}
+
+/* {"entry": <the entry at path>}; or NULL, answered. */
+static struct json_object *
+entry_answer(struct route_call *c, int root, const char *path)
+{
+	struct files_entry *e;
+	struct json_object *o = NULL;
+	enum files_err err;
+
+	if ((e = malloc(sizeof(*e))) == NULL) {
+		rpc_error(c->req, 500, "internal", "out of memory");
+		return NULL;
+	}
+	if (files_stat(root, sandbox_uid(c->sb), (gid_t)sandbox_uid(c->sb),
+	    path, e, &err) == -1)
+		rpc_files_error(c->req, path, err);
+	else {
+		o = json_object_new_object();
+		json_object_object_add(o, "entry", entry_json(c->sb, e));
+	}
+	free(e);
+	return o;
+}
+
+/* POST /filesystem.Filesystem/Stat {path} -> {entry} */
+static void
+rpc_stat(struct route_call *c)
+{
+	char path[FILES_PATH_MAX];
+	struct json_object *body, *o;
+	int root;
+
+	if ((body = rpc_begin(c, &root)) == NULL)
+		return;
+	if (rpc_path(c->req, body, "path", path, sizeof(path)) == 0 &&
+	    (o = entry_answer(c, root, path)) != NULL)
+		http_reply_json(c->req, 200, o);
+	close(root);
+	json_object_put(body);
+}
+
+struct listing {
+	const struct sandbox	*sb;
+	struct json_object	*entries;
+};
+
+static int
+list_one(void *arg, const struct files_entry *e)
+{
+	struct listing *l = arg;
+
+	return json_object_array_add(l->entries, entry_json(l->sb, e)) == 0 ?
+	    0 : -1;
+}
+
+/* POST /filesystem.Filesystem/ListDir {path, depth} -> {entries} */
+static void
+rpc_list(struct route_call *c)
+{
+	char path[FILES_PATH_MAX];
+	struct json_object *body, *v, *o;
+	struct listing l = { c->sb, NULL };
+	enum files_err err;
+	int64_t depth = 1;
+	int root;
+
+	if ((body = rpc_begin(c, &root)) == NULL)
+		return;
+	if (rpc_path(c->req, body, "path", path, sizeof(path)) == -1)
+		goto done;
+	if (member(body, "depth", &v) && (!json_object_is_type(v,
+	    json_type_int) || (depth = json_object_get_int64(v)) < 0 ||
+	    depth > 64)) {
+		rpc_error(c->req, 400, "invalid_argument", "depth must be an "
+		    "integer from 0 to 64");
+		goto done;
+	}
+	l.entries = json_object_new_array();
+	if (files_list(root, sandbox_uid(c->sb), (gid_t)sandbox_uid(c->sb),
+	    path, (unsigned)depth, LIST_MAX, list_one, &l, &err) == -1) {
+		json_object_put(l.entries);
+		rpc_files_error(c->req, path, err);
+		goto done;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "entries", l.entries);
+	http_reply_json(c->req, 200, o);
+done:
+	close(root);
+	json_object_put(body);
+}
+
+/* POST /filesystem.Filesystem/MakeDir {path} -> {entry: {name, type, path}} */
+static void
+rpc_mkdir(struct route_call *c)
+{
+	char path[FILES_PATH_MAX];
+	struct json_object *body, *o, *e;
+	enum files_err err;
+	int root;
+
+	if ((body = rpc_begin(c, &root)) == NULL)
+		return;
+	if (rpc_path(c->req, body, "path", path, sizeof(path)) == -1)
+		;
+	else if (files_mkdir(root, sandbox_uid(c->sb), (gid_t)sandbox_uid(c->sb),
+	    path, &err) == -1)
+		rpc_files_error(c->req, path, err);
+	else {
+		e = json_object_new_object();
+		json_object_object_add(e, "name", json_object_new_string(
+		    strrchr(path, '/') + 1));
+		json_object_object_add(e, "type", json_object_new_string(
+		    "FILE_TYPE_DIRECTORY"));
+		json_object_object_add(e, "path", json_object_new_string(path));
+		o = json_object_new_object();
+		json_object_object_add(o, "entry", e);
+		http_reply_json(c->req, 200, o);
+	}
+	close(root);
+	json_object_put(body);
+}
+
+/* POST /filesystem.Filesystem/Remove {path} -> {} */
+static void
+rpc_remove(struct route_call *c)
+{
+	char path[FILES_PATH_MAX];
+	struct json_object *body;
+	enum files_err err;
+	int root;
+
+	if ((body = rpc_begin(c, &root)) == NULL)
+		return;
+	if (rpc_path(c->req, body, "path", path, sizeof(path)) == -1)
+		;
+	else if (files_remove(root, sandbox_uid(c->sb),
+	    (gid_t)sandbox_uid(c->sb), path, &err) == -1)
+		rpc_files_error(c->req, path, err);
+	else
+		http_reply_json(c->req, 200, json_object_new_object());
+	close(root);
+	json_object_put(body);
+}
+
+/* POST /filesystem.Filesystem/Move {source, destination} -> {entry} */
+static void
+rpc_move(struct route_call *c)
+{
+	char from[FILES_PATH_MAX], to[FILES_PATH_MAX];
+	struct json_object *body, *o;
+	enum files_err err;
+	int root;
+
+	if ((body = rpc_begin(c, &root)) == NULL)
+		return;
+	if (rpc_path(c->req, body, "source", from, sizeof(from)) == -1 ||
+	    rpc_path(c->req, body, "destination", to, sizeof(to)) == -1)
+		;
+	else if (files_move(root, sandbox_uid(c->sb), (gid_t)sandbox_uid(c->sb),
+	    from, to, &err) == -1)
+		rpc_files_error(c->req, err == FILES_NOT_FOUND ? from : to, err);
+	else if ((o = entry_answer(c, root, to)) != NULL)
+		http_reply_json(c->req, 200, o);
+	close(root);
+	json_object_put(body);
+}
+
+/* The envd services and methods not built yet: Connect's unimplemented. */
+static void
+rpc_unimplemented(struct route_call *c)
+{
+	rpc_error(c->req, 501, "unimplemented", "%.128s is not supported by "
+	    "this provider yet", http_path(c->req));
+}
+
+/* POST /filesystem.Filesystem/{method}: envd's filesystem service
+ * (filesystem.proto), a Connect service's methods by name. */
+static void
+rpc_filesystem(struct route_call *c)
+{
+	static const struct {
+		const char	*name;
+		void		(*call)(struct route_call *);
+	} methods[] = {
+		{ "Stat", rpc_stat },
+		{ "ListDir", rpc_list },
+		{ "MakeDir", rpc_mkdir },
+		{ "Remove", rpc_remove },
+		{ "Move", rpc_move },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(c->params.v[0], methods[i].name) == 0) {
+			methods[i].call(c);
+			return;
+		}
+	rpc_unimplemented(c);
+}
+
 /* --- route tables ------------------------------------------------------------ */
 
 /* The control plane (E2B's API; "/v2/sandboxes..." is "/sandboxes..."). */
@@ -1227,6 +1587,8 @@ static const struct route envd_routes[] = {
 	{ "GET", "/envs", 0, envd_envs },
 	{ "GET", "/files", 0, envd_files_get },
 	{ "POST", "/files", 0, envd_files_post },
+	{ "POST", "/filesystem.Filesystem/{method}", 0, rpc_filesystem },
+	{ "POST", "/process.Process/{method}", 0, rpc_unimplemented },
 };
 
 /* How a plane answers an unknown route: 404, or 405 with Allow. */

@@ -1,10 +1,12 @@
 /*
  * Files inside a sandbox: see files.h for what is guaranteed and why.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
@@ -75,6 +77,9 @@ open_error(int e)
 		return FILES_NO_SPACE;
 	case EISDIR:
 		return FILES_IS_DIR;
+	case EEXIST:
+	case ENOTEMPTY:
+		return FILES_EXISTS;
 	default:
 		return FILES_ERROR;
 	}
@@ -315,4 +320,368 @@ files_upload_abort(struct files_upload *up)
 	}
 	up->dir_fd = -1;
 	up->tmp[0] = '\0';
+}
+
+/* --- entries, listings, directories -------------------------------------- */
+
+#define REMOVE_DEPTH_MAX	256	/* directories deep, for a remove */
+
+/* Go's os.FileMode.String() of a stat's mode ("drwxr-xr-x", "Lrwxrwxrwx"):
+ * what envd's EntryInfo.permissions is. */
+static void
+go_mode_string(mode_t m, char *out)
+{
+	static const char rwx[] = "rwxrwxrwx";
+	size_t w = 0, i;
+
+	if (S_ISDIR(m))
+		out[w++] = 'd';
+	if (S_ISLNK(m))
+		out[w++] = 'L';
+	if (S_ISBLK(m) || S_ISCHR(m))
+		out[w++] = 'D';
+	if (S_ISFIFO(m))
+		out[w++] = 'p';
+	if (S_ISSOCK(m))
+		out[w++] = 'S';
+	if (m & S_ISUID)
+		out[w++] = 'u';
+	if (m & S_ISGID)
+		out[w++] = 'g';
+	if (S_ISCHR(m))
+		out[w++] = 'c';
+	if (m & S_ISVTX)
+		out[w++] = 't';
+	if (w == 0)
+		out[w++] = '-';
+	for (i = 0; i < 9; i++)
+		out[w++] = (m & (1U << (8 - i))) ? rwx[i] : '-';
+	out[w] = '\0';
+}
+
+static enum files_type
+type_of(mode_t m)
+{
+	return S_ISREG(m) ? FILES_TYPE_FILE : S_ISDIR(m) ? FILES_TYPE_DIR :
+	    S_ISLNK(m) ? FILES_TYPE_SYMLINK : FILES_TYPE_UNKNOWN;
+}
+
+/* Fills e for name in dir_fd, whose path is e->path (set by the caller),
+ * as the sandbox user: lstat, and for a link its target's type and bits. */
+static int
+entry_at(int root_fd, uid_t uid, gid_t gid, int dir_fd, const char *name,
+    struct files_entry *e)
+{
+	char raw[FILES_PATH_MAX], joined[2 * FILES_PATH_MAX + 2];
+	struct fsids old = become(uid, gid);
+	struct stat st, tst;
+	ssize_t n;
+	int fd, rc, w;
+
+	rc = fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW);
+	restore(old);
+	if (rc == -1)
+		return -1;
+	e->name = strrchr(e->path, '/') + 1;
+	e->size = (int64_t)st.st_size;
+	e->uid = st.st_uid;
+	e->gid = st.st_gid;
+	e->mtime_s = (int64_t)st.st_mtim.tv_sec;
+	e->mtime_ns = st.st_mtim.tv_nsec;
+	e->type = type_of(st.st_mode);
+	e->mode = (uint32_t)(st.st_mode & 0777);
+	go_mode_string(st.st_mode, e->permissions);
+	e->is_link = S_ISLNK(st.st_mode);
+	e->target[0] = '\0';
+	if (!e->is_link)
+		return 0;
+	old = become(uid, gid);
+	n = readlinkat(dir_fd, name, raw, sizeof(raw) - 1);
+	restore(old);
+	if (n < 0)
+		n = 0;
+	raw[n] = '\0';
+	/* Relative to the link's directory, unless absolute. */
+	w = snprintf(joined, sizeof(joined), "%.*s/%s", raw[0] == '/' ? 0 :
+	    (int)(e->name - e->path - 1), e->path, raw);
+	if (w < 0 || (size_t)w >= sizeof(joined) ||
+	    files_resolve(joined, e->target, sizeof(e->target)) == -1)
+		e->target[0] = '\0';
+	e->type = FILES_TYPE_UNKNOWN;
+	e->mode = 0;
+	if ((fd = open_in(root_fd, uid, gid, e->path, O_PATH)) != -1) {
+		if (fstat(fd, &tst) == 0) {
+			e->type = type_of(tst.st_mode);
+			e->mode = (uint32_t)(tst.st_mode & 0777);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* The parent directory of path (O_PATH) and its last segment. */
+static int
+open_parent(int root_fd, uid_t uid, gid_t gid, const char *path,
+    const char **base)
+{
+	char dir[FILES_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || slash[1] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	*base = slash + 1;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash > path ? slash - path :
+	    1), path);
+	return open_in(root_fd, uid, gid, dir, O_PATH | O_DIRECTORY);
+}
+
+int
+files_stat(int root_fd, uid_t uid, gid_t gid, const char *path,
+    struct files_entry *e, enum files_err *err)
+{
+	const char *base;
+	int pfd, rc;
+
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	if (strcmp(path, "/") == 0) {
+		struct stat st;
+
+		if (fstat(root_fd, &st) == -1) {
+			*err = FILES_ERROR;
+			return -1;
+		}
+		e->name = e->path + 1;
+		e->type = FILES_TYPE_DIR;
+		e->size = (int64_t)st.st_size;
+		e->mode = (uint32_t)(st.st_mode & 0777);
+		go_mode_string(st.st_mode, e->permissions);
+		e->uid = st.st_uid;
+		e->gid = st.st_gid;
+		e->mtime_s = (int64_t)st.st_mtim.tv_sec;
+		e->mtime_ns = st.st_mtim.tv_nsec;
+		e->is_link = 0;
+		e->target[0] = '\0';
+		return 0;
+	}
+	if ((pfd = open_parent(root_fd, uid, gid, path, &base)) == -1) {
+		*err = open_error(errno);
+		return -1;
+	}
+	rc = entry_at(root_fd, uid, gid, pfd, base, e);
+	if (rc == -1)
+		*err = open_error(errno);
+	close(pfd);
+	return rc;
+}
+
+struct walk {
+	int		 root_fd;
+	uid_t		 uid;
+	gid_t		 gid;
+	size_t		 left;
+	int		 (*fn)(void *, const struct files_entry *);
+	void		*arg;
+	enum files_err	 err;
+	struct files_entry e;
+};
+
+/* Lists dir_fd (a directory fd, taken and closed) at path, depth more
+ * levels.  0, or -1 with w->err. */
+static int
+walk_dir(struct walk *w, int dir_fd, const char *path, unsigned depth)
+{
+	char sub[FILES_PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0, fd;
+
+	if ((d = fdopendir(dir_fd)) == NULL) {
+		close(dir_fd);
+		w->err = FILES_ERROR;
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s%s%s", path,
+		    strcmp(path, "/") == 0 ? "" : "/", de->d_name) >=
+		    (int)sizeof(sub))
+			continue;
+		if (w->left == 0) {
+			w->err = FILES_TOO_MANY;
+			rc = -1;
+			break;
+		}
+		w->left--;
+		snprintf(w->e.path, sizeof(w->e.path), "%s", sub);
+		if (entry_at(w->root_fd, w->uid, w->gid, dirfd(d), de->d_name,
+		    &w->e) == -1)
+			continue;	/* gone meanwhile */
+		if (w->fn(w->arg, &w->e) == -1) {
+			w->err = FILES_ERROR;
+			rc = -1;
+			break;
+		}
+		if (depth > 1 && !w->e.is_link && w->e.type == FILES_TYPE_DIR) {
+			struct fsids old = become(w->uid, w->gid);
+
+			fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			restore(old);
+			if (fd != -1)
+				rc = walk_dir(w, fd, sub, depth - 1);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+files_list(int root_fd, uid_t uid, gid_t gid, const char *path,
+    unsigned depth, size_t max,
+    int (*fn)(void *arg, const struct files_entry *e), void *arg,
+    enum files_err *err)
+{
+	struct walk *w;
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = open_in(root_fd, uid, gid, path, O_RDONLY | O_NONBLOCK)) ==
+	    -1) {
+		*err = open_error(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		close(fd);
+		*err = FILES_NOT_DIR;
+		return -1;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		close(fd);
+		*err = FILES_ERROR;
+		return -1;
+	}
+	*w = (struct walk){ .root_fd = root_fd, .uid = uid, .gid = gid,
+	    .left = max, .fn = fn, .arg = arg };
+	rc = walk_dir(w, fd, path, depth == 0 ? 1 : depth);
+	*err = rc == 0 ? FILES_OK : w->err;
+	free(w);
+	return rc;
+}
+
+int
+files_mkdir(int root_fd, uid_t uid, gid_t gid, const char *path,
+    enum files_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open_in(root_fd, uid, gid, path, O_PATH)) != -1) {
+		*err = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) ?
+		    FILES_EXISTS : FILES_NOT_DIR;
+		close(fd);
+		return -1;
+	}
+	if (errno != ENOENT || (fd = ensure_dir(root_fd, uid, gid, path)) ==
+	    -1) {
+		*err = open_error(errno);
+		return -1;
+	}
+	close(fd);
+	*err = FILES_OK;
+	return 0;
+}
+
+/* Removes name in dir_fd and, a directory, all it holds (as the caller's
+ * file-system ids). */
+static int
+remove_at(int dir_fd, const char *name, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, e;
+
+	if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if ((errno != EISDIR && errno != EPERM) || depth >= REMOVE_DEPTH_MAX)
+		return -1;
+	if ((fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    remove_at(dirfd(d), de->d_name, depth + 1) == -1) {
+			e = errno;
+			closedir(d);
+			errno = e;
+			return -1;
+		}
+	closedir(d);
+	return unlinkat(dir_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ?
+	    0 : -1;
+}
+
+int
+files_remove(int root_fd, uid_t uid, gid_t gid, const char *path,
+    enum files_err *err)
+{
+	struct fsids old;
+	const char *base;
+	int pfd, rc;
+
+	if ((pfd = open_parent(root_fd, uid, gid, path, &base)) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			*err = FILES_OK;	/* nothing there: done */
+			return 0;
+		}
+		*err = errno == EINVAL ? FILES_BAD_PATH : open_error(errno);
+		return -1;
+	}
+	old = become(uid, gid);
+	rc = remove_at(pfd, base, 0);
+	restore(old);
+	*err = rc == 0 ? FILES_OK : open_error(errno);
+	close(pfd);
+	return rc;
+}
+
+int
+files_move(int root_fd, uid_t uid, gid_t gid, const char *from,
+    const char *to, enum files_err *err)
+{
+	char dir[FILES_PATH_MAX];
+	const char *fbase, *tbase = strrchr(to, '/');
+	struct fsids old;
+	int ffd, tfd, rc;
+
+	if (tbase == NULL || tbase[1] == '\0') {
+		*err = FILES_BAD_PATH;
+		return -1;
+	}
+	if ((ffd = open_parent(root_fd, uid, gid, from, &fbase)) == -1) {
+		*err = errno == EINVAL ? FILES_BAD_PATH : open_error(errno);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(tbase > to ? tbase - to : 1),
+	    to);
+	if ((tfd = ensure_dir(root_fd, uid, gid, dir)) == -1) {
+		*err = open_error(errno);
+		close(ffd);
+		return -1;
+	}
+	old = become(uid, gid);
+	rc = renameat(ffd, fbase, tfd, tbase + 1);
+	restore(old);
+	*err = rc == 0 ? FILES_OK : open_error(errno);
+	close(ffd);
+	close(tfd);
+	return rc;
 }

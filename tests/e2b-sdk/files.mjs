@@ -85,5 +85,35 @@ await check('files.write of bytes and of several files', async () => {
   return infos
 })
 
+await check('files.list, exists and getInfo', async () => {
+  const s = need()
+  await s.files.write('tree/a.txt', 'aaaa')
+  await s.files.write('tree/sub/b.txt', 'b')
+  const top = await s.files.list('tree')
+  const names = top.map((e) => `${e.name}:${e.type}`).sort().join()
+  assert(names === 'a.txt:file,sub:dir', `list ${names}`)
+  const deep = await s.files.list('/home/user/tree', { depth: 2 })
+  assert(deep.some((e) => e.path === '/home/user/tree/sub/b.txt'), JSON.stringify(deep.map((e) => e.path)))
+  assert(await s.files.exists('tree/a.txt') === true, 'exists a.txt')
+  assert(await s.files.exists('tree/nope.txt') === false, 'exists nope.txt')
+  const info = await s.files.getInfo('tree/a.txt')
+  assert(info.size === 4 && info.type === 'file' && info.owner === 'user', JSON.stringify(info))
+  assert(info.permissions === '-rw-r--r--', `permissions ${info.permissions}`)
+  return { names, info }
+})
+
+await check('files.makeDir, rename and remove', async () => {
+  const s = need()
+  assert(await s.files.makeDir('made/deeper') === true, 'makeDir new')
+  assert(await s.files.makeDir('made/deeper') === false, 'makeDir again')
+  await s.files.write('made/deeper/f.txt', 'f')
+  const moved = await s.files.rename('made/deeper/f.txt', 'made/g.txt')
+  assert(moved.path === '/home/user/made/g.txt', JSON.stringify(moved))
+  assert(await s.files.read('made/g.txt') === 'f', 'moved content')
+  await s.files.remove('made')
+  assert(await s.files.exists('made') === false, 'removed')
+  return moved
+})
+
 if (sbx) await sbx.kill()
 done()

@@ -201,11 +201,12 @@ KERNEL_CHECKS = [
 KERNELS_TIMEOUT = 480
 
 
-# What files.mjs checks (stage 7 so far: envd's GET and POST /files).
+# What files.mjs checks (stage 7 so far: envd's /files and its filesystem service).
 FILE_CHECKS = ["create", "files.read of what the code wrote", "files.read as bytes",
                "files.read of a missing file: the SDK's not-found error",
                "files.read of a directory: invalid argument",
-               "files.write then pandas reads it", "files.write of bytes and of several files"]
+               "files.write then pandas reads it", "files.write of bytes and of several files",
+               "files.list, exists and getInfo", "files.makeDir, rename and remove"]
 
 
 # Each script, what it checks (in order) and how long it may take.

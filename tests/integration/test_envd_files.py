@@ -240,3 +240,96 @@ def test_upload_past_the_quota_is_507_and_leaves_nothing(small):
         assert post(small, b, {"path": "ok.txt"}, files={"file": ("f", b"ok")}).status_code == 200
     finally:
         small.delete(b[0])
+
+
+# --- the filesystem service: Connect, unary, JSON ------------------------------------
+
+def rpc(daemon, box, method, body, token=..., **headers):
+    sid, tok = box
+    h = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
+    if token is not None:
+        h["X-Access-Token"] = tok if token is ... else token
+    h.update(headers)
+    return daemon.sbx("POST", sid, "/filesystem.Filesystem/" + method, port=ENVD_PORT,
+                      headers=h, json=body)
+
+
+def assert_rpc_error(r, status, code, *words):
+    assert r.status_code == status, describe(r)
+    body = r.json()
+    assert body.get("code") == code, describe(r)
+    for w in words:
+        assert w in body.get("message", ""), describe(r)
+
+
+def test_stat_entry_fields(daemon, box):
+    run(daemon, box, "import os\nos.makedirs('/home/user/st', exist_ok=True)\n"
+        "open('/home/user/st/f.txt', 'w').write('12345')\nos.chmod('/home/user/st/f.txt', 0o640)\n"
+        "os.symlink('f.txt', '/home/user/st/link')\nos.utime('/home/user/st/f.txt', (0, 1700000000.5))")
+    r = rpc(daemon, box, "Stat", {"path": "st/f.txt"})
+    assert r.status_code == 200, describe(r)
+    e = r.json()["entry"]
+    assert {k: e[k] for k in ("name", "type", "path", "size", "mode", "permissions", "owner",
+                               "group")} == {
+        "name": "f.txt", "type": "FILE_TYPE_FILE", "path": "/home/user/st/f.txt", "size": "5",
+        "mode": 0o640, "permissions": "-rw-r-----", "owner": "user", "group": "user"}, e
+    assert e["modifiedTime"] == "2023-11-14T22:13:20.500000000Z", e
+    link = rpc(daemon, box, "Stat", {"path": "st/link"}).json()["entry"]
+    assert link["type"] == "FILE_TYPE_FILE" and link["symlinkTarget"] == "/home/user/st/f.txt", link
+    assert link["permissions"].startswith("L"), link
+    d = rpc(daemon, box, "Stat", {"path": "/home/user/st"}).json()["entry"]
+    assert d["type"] == "FILE_TYPE_DIRECTORY" and d["permissions"].startswith("d"), d
+    assert_rpc_error(rpc(daemon, box, "Stat", {"path": "st/none"}), 404, "not_found")
+
+
+def test_list_depth_and_refusals(daemon, box):
+    run(daemon, box, "import os\nos.makedirs('/home/user/ls/a/b/c', exist_ok=True)\n"
+        "open('/home/user/ls/top.txt', 'w').close()\nos.symlink('/', '/home/user/ls/root-link')")
+    names = lambda r: sorted(e["path"][len("/home/user/ls/"):] for e in r.json()["entries"])
+    assert names(rpc(daemon, box, "ListDir", {"path": "ls"})) == ["a", "root-link", "top.txt"]
+    assert names(rpc(daemon, box, "ListDir", {"path": "ls", "depth": 3})) == [
+        "a", "a/b", "a/b/c", "root-link", "top.txt"]           # links are not followed
+    assert_rpc_error(rpc(daemon, box, "ListDir", {"path": "ls/top.txt"}), 400, "invalid_argument",
+                     "not a directory")
+    assert_rpc_error(rpc(daemon, box, "ListDir", {"path": "ls/none"}), 404, "not_found")
+    assert_rpc_error(rpc(daemon, box, "ListDir", {"path": "ls", "depth": "x"}), 400,
+                     "invalid_argument", "depth")
+
+
+def test_mkdir_move_remove(daemon, box):
+    r = rpc(daemon, box, "MakeDir", {"path": "mk/one/two"})
+    assert r.status_code == 200 and r.json()["entry"] == {
+        "name": "two", "type": "FILE_TYPE_DIRECTORY", "path": "/home/user/mk/one/two"}, describe(r)
+    assert_rpc_error(rpc(daemon, box, "MakeDir", {"path": "mk/one/two"}), 409, "already_exists")
+    run(daemon, box, "open('/home/user/mk/file', 'w').write('x')")
+    assert_rpc_error(rpc(daemon, box, "MakeDir", {"path": "mk/file"}), 400, "invalid_argument")
+    r = rpc(daemon, box, "Move", {"source": "mk/file", "destination": "mk/new/place"})
+    assert r.status_code == 200 and r.json()["entry"]["path"] == "/home/user/mk/new/place", describe(r)
+    assert_rpc_error(rpc(daemon, box, "Move", {"source": "mk/file", "destination": "mk/x"}),
+                     404, "not_found")
+    assert rpc(daemon, box, "Remove", {"path": "mk"}).status_code == 200
+    assert rpc(daemon, box, "Remove", {"path": "mk"}).status_code == 200     # gone already: fine
+    assert run(daemon, box, "import os\nprint(os.path.exists('/home/user/mk'))").stdout == "False\n"
+
+
+def test_rpc_cannot_reach_past_the_sandbox(daemon, box):
+    run(daemon, box, "import os\nos.symlink('/proc/1/root', '/home/user/rpc-escape')")
+    assert_rpc_error(rpc(daemon, box, "Stat", {"path": "rpc-escape/etc/passwd"}), 400,
+                     "invalid_argument", "leads out")
+    assert_rpc_error(rpc(daemon, box, "ListDir", {"path": "rpc-escape"}), 400, "invalid_argument")
+    assert_rpc_error(rpc(daemon, box, "Remove", {"path": "/"}), 400, "invalid_argument")
+    # ".." stays inside: this is the sandbox's /usr, read-only to its user.
+    assert_rpc_error(rpc(daemon, box, "Remove", {"path": "../../usr/bin"}), 403,
+                     "permission_denied")
+    assert_rpc_error(rpc(daemon, box, "MakeDir", {"path": "/usr/evil"}), 403, "permission_denied")
+
+
+def test_rpc_checks_token_user_and_encoding(daemon, box):
+    assert_rpc_error(rpc(daemon, box, "Stat", {"path": "/"}, token="bad"), 401, "unauthenticated")
+    assert_rpc_error(rpc(daemon, box, "Stat", {"path": "/"}, Authorization="Basic cm9vdDo="),
+                     401, "unauthenticated")
+    assert rpc(daemon, box, "Stat", {"path": "/"}, Authorization="Basic dXNlcjo=").status_code == 200
+    r = rpc(daemon, box, "Stat", {"path": "/"}, **{"Content-Type": "application/proto"})
+    assert_rpc_error(r, 415, "invalid_argument", "JSON")
+    assert_rpc_error(rpc(daemon, box, "Stat", {}), 400, "invalid_argument", "path")
+    assert_rpc_error(rpc(daemon, box, "WatchDir", {"path": "/"}), 501, "unimplemented")
