@@ -3,8 +3,10 @@
  * E2B answers (status codes, JSON shapes, error texts), so that E2B's own
  * SDKs and the gateway's E2B client work against it unchanged.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #define CODE_PORT	49999
 #define ENVD_PORT	49983
 #define DEFAULT_TIMEOUT	15		/* E2B's when create omits it */
+#define CPU_COUNT	2		/* what a sandbox is said to have */
 #define SCRUB_WAIT_MS	3000		/* for the owner's sandbox in a scrub: far
 					 * less than a start costs */
 
@@ -245,7 +248,7 @@ sandbox_json(const struct sandbox *sb, int detail, int with_token)
 		return o;
 	json_object_object_add(o, "startedAt", iso(sandbox_started_ms(sb)));
 	json_object_object_add(o, "endAt", iso(sandbox_end_ms(sb)));
-	json_object_object_add(o, "cpuCount", json_object_new_int(2));
+	json_object_object_add(o, "cpuCount", json_object_new_int(CPU_COUNT));
 	json_object_object_add(o, "memoryMB",
 	    json_object_new_int64(lim->memory_mb));
 	json_object_object_add(o, "diskSizeMB",
@@ -416,10 +419,20 @@ path_id(const char *s, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
+/* A sandbox a listing may give, with what it is ordered by. */
+struct listed {
+	int64_t			 started_ms;
+	char			 id[64];
+	struct json_object	*json;
+};
+
 struct list_args {
-	struct json_object	*list;
+	struct listed		*items;
+	size_t			 n;
+	size_t			 cap;
 	struct json_object	*filter;	/* metadata key=value pairs */
-	long			 limit;
+	const char		*template_id;	/* NULL: any */
+	int64_t			 after_ms;	/* startedAfter; INT64_MIN: any */
 };
 
 static int
@@ -444,10 +457,43 @@ static void
 add_listed(struct sandbox *sb, void *arg)
 {
 	struct list_args *a = arg;
+	struct listed *grown;
 
-	if ((long)json_object_array_length(a->list) < a->limit &&
-	    metadata_matches(sb, a->filter))
-		json_object_array_add(a->list, sandbox_json(sb, 1, 0));
+	if (!metadata_matches(sb, a->filter) || sandbox_started_ms(sb) <
+	    a->after_ms || (a->template_id != NULL &&
+	    strcmp(sandbox_template(sb), a->template_id) != 0))
+		return;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 16;
+		if ((grown = realloc(a->items, a->cap * sizeof(*grown))) == NULL)
+			return;
+		a->items = grown;
+	}
+	a->items[a->n].started_ms = sandbox_started_ms(sb);
+	snprintf(a->items[a->n].id, sizeof(a->items[a->n].id), "%s",
+	    sandbox_id(sb));
+	a->items[a->n++].json = sandbox_json(sb, 1, 0);
+}
+
+/* Oldest first, then by id: a total order, so a cursor is exact. */
+static int
+listed_cmp(const struct listed *x, const struct listed *y)
+{
+	if (x->started_ms != y->started_ms)
+		return x->started_ms < y->started_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static int
+listed_asc(const void *a, const void *b)
+{
+	return listed_cmp(a, b);
+}
+
+static int
+listed_desc(const void *a, const void *b)
+{
+	return listed_cmp(b, a);
 }
 
 /* Parses "k=v&k2=v2" (already URL-decoded once by the server). */
@@ -471,36 +517,98 @@ metadata_filter(const char *q)
 	return f;
 }
 
-/* GET /sandboxes */
+/* A page's cursor, "<startedAt ms>.<id>" of its last sandbox: opaque to
+ * callers, exact here (listed_cmp is a total order). */
+static int
+parse_cursor(const char *tok, struct listed *out)
+{
+	char *end;
+
+	errno = 0;
+	out->started_ms = strtoll(tok, &end, 10);
+	if (errno != 0 || end == tok || *end != '.' ||
+	    !ids_sandbox_valid(end + 1, SANDBOX_ID_LEN))
+		return -1;
+	snprintf(out->id, sizeof(out->id), "%s", end + 1);
+	return 0;
+}
+
+/*
+ * GET /sandboxes and /v2/sandboxes: the live sandboxes matching metadata
+ * ("k=v&k2=v2"), template and startedAfter, ordered by start (order asc
+ * or desc, E2B's default), limit a page (1..100, default 100), the next
+ * page from nextToken; X-Next-Token when more remain, X-Total-Running.
+ * state: sandboxes here are always running (a paused one is listed as
+ * such only once pause exists).
+ */
 static void
 list_sandboxes(struct route_call *c)
 {
 	struct http_req *req = c->req;
-	struct list_args a = { json_object_new_array(), NULL, 100 };
+	struct list_args a = { .after_ms = INT64_MIN };
 	const char *state = http_query(req, "state");
 	const char *limit = http_query(req, "limit");
 	const char *md = http_query(req, "metadata");
-	char total[32];
+	const char *order = http_query(req, "order");
+	const char *after = http_query(req, "startedAfter");
+	const char *token = http_query(req, "nextToken");
+	int (*cmp)(const void *, const void *) = listed_desc;
+	struct json_object *page;
+	struct listed cursor;
+	char buf[96];
+	long n = 100;
+	size_t i, first = 0;
+	char *end;
 
-	if (limit != NULL) {
-		char *end;
-
-		a.limit = strtol(limit, &end, 10);
-		if (*end != '\0' || a.limit < 1 || a.limit > 100) {
-			json_object_put(a.list);
-			api_error(req, 400, "limit must be from 1 to 100");
-			return;
-		}
+	if (limit != NULL && ((n = strtol(limit, &end, 10)) < 1 || n > 100 ||
+	    *end != '\0' || end == limit)) {
+		api_error(req, 400, "limit must be from 1 to 100");
+		return;
 	}
+	if (order != NULL && strcmp(order, "asc") != 0 &&
+	    strcmp(order, "desc") != 0) {
+		api_error(req, 400, "order must be asc or desc");
+		return;
+	}
+	if (order != NULL && strcmp(order, "asc") == 0)
+		cmp = listed_asc;
+	if (after != NULL && ts_parse(after, &a.after_ms) == -1) {
+		api_error(req, 400, "startedAfter must be an RFC 3339 time");
+		return;
+	}
+	if (token != NULL && parse_cursor(token, &cursor) == -1) {
+		api_error(req, 400, "nextToken is not one this API gave");
+		return;
+	}
+	a.template_id = http_query(req, "template");
 	if (md != NULL)
 		a.filter = metadata_filter(md);
-	/* Sandboxes here are never paused. */
 	if (state == NULL || strstr(state, "running") != NULL)
 		sandbox_foreach(add_listed, &a);
 	json_object_put(a.filter);
-	snprintf(total, sizeof(total), "%ld", sandbox_count());
-	http_add_header(req, "X-Total-Running", total);
-	http_reply_json(req, 200, a.list);
+	qsort(a.items, a.n, sizeof(*a.items), cmp);
+	if (token != NULL)
+		while (first < a.n && cmp(&a.items[first], &cursor) <= 0)
+			first++;
+	page = json_object_new_array();
+	for (i = first; i < a.n; i++) {
+		if (i < first + (size_t)n)
+			json_object_array_add(page, a.items[i].json);
+		else
+			json_object_put(a.items[i].json);
+	}
+	for (i = 0; i < first; i++)
+		json_object_put(a.items[i].json);
+	if (a.n > first + (size_t)n) {
+		snprintf(buf, sizeof(buf), "%lld.%s",
+		    (long long)a.items[first + (size_t)n - 1].started_ms,
+		    a.items[first + (size_t)n - 1].id);
+		http_add_header(req, "X-Next-Token", buf);
+	}
+	free(a.items);
+	snprintf(buf, sizeof(buf), "%ld", sandbox_count());
+	http_add_header(req, "X-Total-Running", buf);
+	http_reply_json(req, 200, page);
 }
 
 /* Reads an integer member of the body; -1 (answered) if it is bad. */
@@ -569,6 +677,43 @@ sandbox_refresh(struct route_call *c)
 		sandbox_extend(c->sb, n < DEFAULT_TIMEOUT ? DEFAULT_TIMEOUT : n);
 		http_reply_json(c->req, 204, NULL);
 	}
+}
+
+/*
+ * GET /sandboxes/{id}/metrics (E2B's SandboxMetric): one sample, now --
+ * CPU since the previous call (or the start), memory of its group, disk
+ * of its home -- whatever start and end ask for (E2B keeps a series).
+ */
+static void
+sandbox_metrics_get(struct route_call *c)
+{
+	struct sandbox_metrics m;
+	struct json_object *o, *list;
+	int64_t now = ts_now_ms();
+
+	if (sandbox_metrics(c->sb, CPU_COUNT, &m) == -1) {
+		not_found(c->req, sandbox_id(c->sb));
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "timestamp", iso(now));
+	json_object_object_add(o, "timestampUnix", json_object_new_int64(
+	    now / 1000));
+	json_object_object_add(o, "cpuCount", json_object_new_int(CPU_COUNT));
+	json_object_object_add(o, "cpuUsedPct", json_object_new_double(
+	    (double)(long long)(m.cpu_used_pct * 100 + 0.5) / 100));
+	json_object_object_add(o, "memUsed", json_object_new_int64(m.mem_used));
+	json_object_object_add(o, "memTotal", json_object_new_int64(
+	    m.mem_total));
+	json_object_object_add(o, "memCache", json_object_new_int64(
+	    m.mem_cache));
+	json_object_object_add(o, "diskUsed", json_object_new_int64(
+	    m.disk_used));
+	json_object_object_add(o, "diskTotal", json_object_new_int64(
+	    m.disk_total));
+	list = json_object_new_array();
+	json_object_array_add(list, o);
+	http_reply_json(c->req, 200, list);
 }
 
 /* POST /sandboxes/{id}/connect */
@@ -1569,6 +1714,7 @@ static const struct route control_routes[] = {
 	{ "POST", "/sandboxes/{id}/timeout", ROUTE_SANDBOX, sandbox_timeout },
 	{ "POST", "/sandboxes/{id}/refreshes", ROUTE_SANDBOX, sandbox_refresh },
 	{ "POST", "/sandboxes/{id}/connect", ROUTE_SANDBOX, sandbox_connect },
+	{ "GET", "/sandboxes/{id}/metrics", ROUTE_SANDBOX, sandbox_metrics_get },
 };
 
 /* A sandbox's code interpreter (port 49999; the sandbox routed already). */

@@ -216,6 +216,46 @@ cgroup_oom_kills(const char *id)
 	return strtol(p + 9, NULL, 10);
 }
 
+/* The number at the start of a group's file, or of its line "key N". */
+static long long
+read_number(const char *id, const char *file, const char *key)
+{
+	char path[PATH_MAX], buf[4096], *p;
+	ssize_t n;
+	int fd;
+
+	group_path(0, id, file, path, sizeof(path));
+	if (path[0] == '\0' || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (key == NULL)
+		return strtoll(buf, NULL, 10);
+	for (p = buf; p != NULL; p = (p = strchr(p, '\n')) ? p + 1 : NULL)
+		if (strncmp(p, key, strlen(key)) == 0 && p[strlen(key)] == ' ')
+			return strtoll(p + strlen(key) + 1, NULL, 10);
+	return -1;
+}
+
+int
+cgroup_memory(const char *id, struct cgroup_memory *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!usable || (out->used = read_number(id, "memory.usage_in_bytes",
+	    NULL)) < 0) {
+		out->used = 0;
+		return -1;
+	}
+	out->limit = read_number(id, "memory.limit_in_bytes", NULL);
+	out->cache = read_number(id, "memory.stat", "cache");
+	if (out->cache < 0)
+		out->cache = 0;
+	return 0;
+}
+
 void
 cgroup_release(void)
 {

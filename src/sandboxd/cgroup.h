@@ -34,6 +34,14 @@ void	cgroup_destroy(const char *id);
  */
 int	cgroup_procs(const char *id, pid_t *out, int max);
 
+/* What the memory group of id holds: bytes in use, its limit, page cache. */
+struct cgroup_memory {
+	long long	 used;
+	long long	 limit;
+	long long	 cache;
+};
+/* 0, or -1 if there is no such group (then *out is zeros). */
+int	cgroup_memory(const char *id, struct cgroup_memory *out);
 /* How many processes the memory group of id has had killed (OOM). */
 long	cgroup_oom_kills(const char *id);
 

@@ -100,6 +100,29 @@ proc_status(pid_t pid, const char *name, char *out, size_t outsz)
 	return -1;
 }
 
+long long
+proc_cpu_ticks(pid_t pid, int with_children)
+{
+	char text[1024], *p, *end;
+	long long v[4];
+	int i, field;
+
+	if (read_proc(pid, "stat", text, sizeof(text)) <= 0 ||
+	    (p = strrchr(text, ')')) == NULL)
+		return -1;
+	/* After "(comm)": state is field 3; utime..cstime are 14..17. */
+	for (field = 2, p++; field < 13; field++)
+		if ((p = strchr(p + 1, ' ')) == NULL)
+			return -1;
+	for (i = 0; i < 4; i++) {
+		v[i] = strtoll(p, &end, 10);
+		if (end == p)
+			return -1;
+		p = end;
+	}
+	return v[0] + v[1] + (with_children ? v[2] + v[3] : 0);
+}
+
 char
 proc_state(pid_t pid)
 {

@@ -26,5 +26,10 @@ int	proc_uid(pid_t pid, uid_t *uid);
 
 /* The state letter of /proc/<pid>/stat ('S', 'T', ...), or 0 if none. */
 char	proc_state(pid_t pid);
+/*
+ * The CPU time of pid in clock ticks (/proc/<pid>/stat utime + stime, and
+ * with_children its waited-for children's cutime + cstime), or -1.
+ */
+long long proc_cpu_ticks(pid_t pid, int with_children);
 
 #endif

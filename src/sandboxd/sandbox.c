@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -56,6 +57,8 @@ struct sandbox {
 	pid_t			 pid;		/* the outer bwrap */
 	pid_t			 sup_pid;	/* the supervisor (host view) */
 	int			 secure;	/* envd wants the access token */
+	long long		 cpu_ticks;	/* at the last metrics sample */
+	int64_t			 cpu_ms;	/* its time; 0: none yet */
 	int			 sup_in;	/* the supervisor's stdin */
 	int			 sup_out;	/* and stdout */
 	int			 listener;	/* kernels connect here */
@@ -1756,6 +1759,71 @@ uid_t
 sandbox_uid(const struct sandbox *sb)
 {
 	return sb->uid;
+}
+
+/* CPU ticks of every process in sb's group; its supervisor's with what
+ * it reaped (the kernels that ended). */
+static long long
+group_ticks(const struct sandbox *sb)
+{
+	pid_t pids[1024];
+	long long total = 0, t;
+	int n, i;
+
+	if (!sb->cgroup || (n = cgroup_procs(sb->name, pids, 1024)) < 0) {
+		n = 1;			/* no group: the supervisor's tree */
+		pids[0] = sb->sup_pid;
+	}
+	for (i = 0; i < n && i < 1024; i++)
+		if ((t = proc_cpu_ticks(pids[i], pids[i] == sb->sup_pid)) > 0)
+			total += t;
+	return total;
+}
+
+int
+sandbox_metrics(struct sandbox *sb, int cpus, struct sandbox_metrics *out)
+{
+	struct cgroup_memory mem;
+	struct statfs fs;
+	long long ticks;
+	int64_t now = ts_now_ms(), since;
+	long hz = sysconf(_SC_CLK_TCK);
+	int root, home;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = sandbox_root_fd(sb)) == -1)
+		return -1;
+	home = openat(root, "home/user", O_PATH | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	close(root);
+	if (home != -1) {
+		if (fstatfs(home, &fs) == 0) {
+			out->disk_total = (long long)fs.f_blocks * fs.f_frsize;
+			out->disk_used = (long long)(fs.f_blocks - fs.f_bfree) *
+			    fs.f_frsize;
+		}
+		close(home);
+	}
+	if (cgroup_memory(sb->name, &mem) == 0) {
+		out->mem_used = mem.used;
+		out->mem_cache = mem.cache;
+	}
+	out->mem_total = (long long)cfg->limits.memory_mb << 20;
+	ticks = group_ticks(sb);
+	pthread_mutex_lock(&sb->lock);
+	since = sb->cpu_ms ? sb->cpu_ms : sb->started_ms;
+	if (now > since && hz > 0 && cpus > 0)
+		out->cpu_used_pct = (double)(ticks - (sb->cpu_ms ? sb->cpu_ticks :
+		    0)) * 1000.0 / (double)hz / (double)(now - since) /
+		    (double)cpus * 100.0;
+	sb->cpu_ticks = ticks;
+	sb->cpu_ms = now;
+	pthread_mutex_unlock(&sb->lock);
+	if (out->cpu_used_pct < 0)
+		out->cpu_used_pct = 0;
+	if (out->cpu_used_pct > 100)
+		out->cpu_used_pct = 100;
+	return 0;
 }
 
 int

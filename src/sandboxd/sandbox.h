@@ -196,6 +196,22 @@ uid_t		 sandbox_uid(const struct sandbox *sb);
  * with errno ESRCH when the sandbox has no live supervisor.
  */
 int		 sandbox_root_fd(const struct sandbox *sb);
+/* What E2B's SandboxMetric says of a sandbox (GET /sandboxes/{id}/metrics). */
+struct sandbox_metrics {
+	double		 cpu_used_pct;	/* of cpus, since the last sample or start */
+	long long	 mem_used;	/* bytes: its memory group's */
+	long long	 mem_total;
+	long long	 mem_cache;
+	long long	 disk_used;	/* bytes: its home's file system */
+	long long	 disk_total;
+};
+/*
+ * Samples sb: CPU of every process in its group (and what its supervisor
+ * reaped), memory from its group, disk from its home as it sees it.
+ * Returns 0, or -1 when the sandbox is going (nothing to read).
+ */
+int		 sandbox_metrics(struct sandbox *sb, int cpus,
+		    struct sandbox_metrics *out);
 /* 1 if created with "secure": envd then wants its access token. */
 int		 sandbox_secure(const struct sandbox *sb);
 

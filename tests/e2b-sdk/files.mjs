@@ -1,6 +1,7 @@
 // E2B's own JavaScript SDK (@e2b/code-interpreter) against iris-sandboxd:
-// files read through envd's GET /files (sbx.files.read), and the SDK's own
-// errors for paths that cannot be read.
+// envd's files (sbx.files: read, write, list, exists, getInfo, makeDir,
+// rename, remove) with the SDK's own errors, and the rest of the sandbox
+// API that stage 7 adds (getMetrics, Sandbox.list's pages).
 //
 // Run by tests/integration/test_e2b_sdk.py (as compat.mjs).  Prints one
 // JSON line per check, then {"done": true, "passed": N, "failed": M}.
@@ -113,6 +114,30 @@ await check('files.makeDir, rename and remove', async () => {
   await s.files.remove('made')
   assert(await s.files.exists('made') === false, 'removed')
   return moved
+})
+
+await check('getMetrics', async () => {
+  const [m] = await need().getMetrics()
+  assert(m && m.cpuCount === 2 && m.memUsed > 0 && m.memTotal >= m.memUsed, JSON.stringify(m))
+  assert(m.diskTotal > 0 && m.timestamp instanceof Date, JSON.stringify(m))
+  return m
+})
+
+await check('Sandbox.list pages', async () => {
+  const tag = `pages-${Date.now()}`
+  const made = [await Sandbox.create({ metadata: { tag } }), await Sandbox.create({ metadata: { tag } })]
+  try {
+    const pager = Sandbox.list({ query: { metadata: { tag } }, limit: 1 })
+    const first = await pager.nextItems()
+    assert(first.length === 1 && pager.hasNext === true, `first page ${first.length} ${pager.hasNext}`)
+    const second = await pager.nextItems()
+    assert(second.length === 1 && pager.hasNext === false, `second page ${second.length} ${pager.hasNext}`)
+    const ids = [first[0].sandboxId, second[0].sandboxId].sort().join()
+    assert(ids === made.map((s) => s.sandboxId).sort().join(), ids)
+    return { ids }
+  } finally {
+    for (const s of made) await s.kill()
+  }
 })
 
 if (sbx) await sbx.kill()

@@ -7,7 +7,8 @@ tests/e2b-sdk/compat.mjs (the protocol: sandboxes, runs, contexts,
 streaming, timeouts) and tests/e2b-sdk/kernels.mjs (what kernels give back:
 charts, display(), DataFrames, figures, PIL, plotly, seaborn, IPython
 syntax, JavaScript imports, TypeScript, default contexts, per-run UTF-8,
-partial lines streamed) and tests/e2b-sdk/files.mjs (envd's files) do the
+partial lines streamed) and tests/e2b-sdk/files.mjs (envd's files, metrics,
+list pages) do the
 SDK calls and print one JSON line per check; this test installs the SDK with `npm ci` (only when node_modules is
 missing or older than the lock), runs each script against a daemon through
 a transparent logging proxy (so that a failure shows exactly which requests
@@ -201,12 +202,13 @@ KERNEL_CHECKS = [
 KERNELS_TIMEOUT = 480
 
 
-# What files.mjs checks (stage 7 so far: envd's /files and its filesystem service).
+# What files.mjs checks (stage 7 so far: envd's files, metrics, list pages).
 FILE_CHECKS = ["create", "files.read of what the code wrote", "files.read as bytes",
                "files.read of a missing file: the SDK's not-found error",
                "files.read of a directory: invalid argument",
                "files.write then pandas reads it", "files.write of bytes and of several files",
-               "files.list, exists and getInfo", "files.makeDir, rename and remove"]
+               "files.list, exists and getInfo", "files.makeDir, rename and remove",
+               "getMetrics", "Sandbox.list pages"]
 
 
 # Each script, what it checks (in order) and how long it may take.

@@ -170,6 +170,54 @@ def test_get_list_filter(daemon):
     assert daemon.api("GET", "/v2/sandboxes?metadata=suite%3D" + tag).json() == []
 
 
+def test_list_pages_orders_and_filters(daemon):
+    tag = "page-%d" % time.monotonic_ns()
+    ids = [daemon.create(template=t, timeout=100, metadata={"suite": tag})
+           for t in ("code-interpreter-v1", "base", "code-interpreter-v1")]
+    q = "/v2/sandboxes?metadata=suite%3D" + tag
+    try:
+        # Newest first by default; pages of 2 walk all three exactly once.
+        r = daemon.api("GET", q + "&limit=2")
+        assert r.status_code == 200 and len(r.json()) == 2, describe(r)
+        token = r.headers.get("X-Next-Token")
+        assert token, r.headers
+        r2 = daemon.api("GET", q + "&limit=2&nextToken=" + token)
+        assert len(r2.json()) == 1 and "X-Next-Token" not in r2.headers, describe(r2)
+        walked = [x["sandboxID"] for x in r.json() + r2.json()]
+        assert walked == ids[::-1], walked
+        started = [x["startedAt"] for x in r.json() + r2.json()]
+        assert started == sorted(started, reverse=True), started
+        asc = daemon.api("GET", q + "&order=asc").json()
+        assert [x["sandboxID"] for x in asc] == ids, asc
+        # template and startedAfter filter.
+        r = daemon.api("GET", q + "&template=base")
+        assert [x["sandboxID"] for x in r.json()] == [ids[1]], describe(r)
+        r = daemon.api("GET", q + "&order=asc&startedAfter=" + asc[1]["startedAt"])
+        assert [x["sandboxID"] for x in r.json()] == ids[1:], describe(r)
+        for bad in ("&order=up", "&startedAfter=yesterday", "&nextToken=junk", "&limit=101"):
+            assert_api_error(daemon.api("GET", q + bad), 400)
+    finally:
+        for sid in ids:
+            daemon.delete(sid)
+
+
+def test_metrics_of_a_sandbox(daemon, sbx):
+    # A busy second of CPU and 64 MiB held show in the next sample.
+    daemon.run(sbx, "import time\nx = bytearray(64 << 20)\nt = time.monotonic()\n"
+               "while time.monotonic() - t < 1.0:\n    pass\n"
+               "open('/home/user/m.bin', 'wb').write(b'm' * (8 << 20))")
+    r = daemon.api("GET", "/sandboxes/%s/metrics" % sbx)
+    assert r.status_code == 200, describe(r)
+    [m] = r.json()
+    assert set(m) == {"timestamp", "timestampUnix", "cpuCount", "cpuUsedPct", "memUsed",
+                      "memTotal", "memCache", "diskUsed", "diskTotal"}, m
+    assert ISO_RE.match(m["timestamp"]) and abs(m["timestampUnix"] - time.time()) < 60, m
+    assert 0 < m["cpuUsedPct"] <= 100 and m["cpuCount"] == 2, m
+    assert (64 << 20) <= m["memUsed"] <= m["memTotal"], m
+    assert (8 << 20) <= m["diskUsed"] <= m["diskTotal"], m
+    assert_api_error(daemon.api("GET", "/sandboxes/inotthere0000000000000/metrics"), 404)
+
+
 def test_timeout_and_refresh(daemon):
     sid = daemon.create(template="base", timeout=30)
     try:
