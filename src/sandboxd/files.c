@@ -487,13 +487,55 @@ struct walk {
 	struct files_entry e;
 };
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in d but "." and "..", sorted as envd's walk gives them
+ * (lexically); NULL-ended, malloc'ed; NULL if out of memory. */
+static char **
+sorted_names(DIR *d, size_t *n)
+{
+	struct dirent *de;
+	char **names = NULL, **grown;
+	size_t cap = 0;
+
+	*n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (*n + 1 >= cap) {
+			cap = cap ? 2 * cap : 32;
+			if ((grown = realloc(names, cap * sizeof(*names))) == NULL)
+				goto fail;
+			names = grown;
+		}
+		if ((names[*n] = strdup(de->d_name)) == NULL)
+			goto fail;
+		(*n)++;
+	}
+	if (names == NULL && (names = calloc(1, sizeof(*names))) == NULL)
+		return NULL;
+	qsort(names, *n, sizeof(*names), name_cmp);
+	names[*n] = NULL;
+	return names;
+fail:
+	while (*n > 0)
+		free(names[--(*n)]);
+	free(names);
+	return NULL;
+}
+
 /* Lists dir_fd (a directory fd, taken and closed) at path, depth more
- * levels.  0, or -1 with w->err. */
+ * levels, each directory's names in lexical order.  0, or -1 with
+ * w->err. */
 static int
 walk_dir(struct walk *w, int dir_fd, const char *path, unsigned depth)
 {
-	char sub[FILES_PATH_MAX];
-	struct dirent *de;
+	char sub[FILES_PATH_MAX], **names;
+	size_t n, i;
 	DIR *d;
 	int rc = 0, fd;
 
@@ -502,11 +544,14 @@ walk_dir(struct walk *w, int dir_fd, const char *path, unsigned depth)
 		w->err = FILES_ERROR;
 		return -1;
 	}
-	while (rc == 0 && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
+	if ((names = sorted_names(d, &n)) == NULL) {
+		closedir(d);
+		w->err = FILES_ERROR;
+		return -1;
+	}
+	for (i = 0; rc == 0 && i < n; i++) {
 		if (snprintf(sub, sizeof(sub), "%s%s%s", path,
-		    strcmp(path, "/") == 0 ? "" : "/", de->d_name) >=
+		    strcmp(path, "/") == 0 ? "" : "/", names[i]) >=
 		    (int)sizeof(sub))
 			continue;
 		if (w->left == 0) {
@@ -516,7 +561,7 @@ walk_dir(struct walk *w, int dir_fd, const char *path, unsigned depth)
 		}
 		w->left--;
 		snprintf(w->e.path, sizeof(w->e.path), "%s", sub);
-		if (entry_at(w->root_fd, w->uid, w->gid, dirfd(d), de->d_name,
+		if (entry_at(w->root_fd, w->uid, w->gid, dirfd(d), names[i],
 		    &w->e) == -1)
 			continue;	/* gone meanwhile */
 		if (w->fn(w->arg, &w->e) == -1) {
@@ -527,13 +572,16 @@ walk_dir(struct walk *w, int dir_fd, const char *path, unsigned depth)
 		if (depth > 1 && !w->e.is_link && w->e.type == FILES_TYPE_DIR) {
 			struct fsids old = become(w->uid, w->gid);
 
-			fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+			fd = openat(dirfd(d), names[i], O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC);
 			restore(old);
 			if (fd != -1)
 				rc = walk_dir(w, fd, sub, depth - 1);
 		}
 	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	closedir(d);
 	return rc;
 }
