@@ -716,6 +716,16 @@ sandbox_metrics_get(struct route_call *c)
 	http_reply_json(c->req, 200, list);
 }
 
+/* What E2B's API has and this provider does not (pause, snapshots, fork,
+ * network rules, templates): E2B's error shape, saying so -- never a 404
+ * that would tell the SDK the sandbox is gone. */
+static void
+unsupported(struct route_call *c)
+{
+	api_error(c->req, 501, "%s %.128s is not supported by this provider",
+	    http_method(c->req), http_path(c->req));
+}
+
 /* POST /sandboxes/{id}/connect */
 static void
 sandbox_connect(struct route_call *c)
@@ -1715,6 +1725,13 @@ static const struct route control_routes[] = {
 	{ "POST", "/sandboxes/{id}/refreshes", ROUTE_SANDBOX, sandbox_refresh },
 	{ "POST", "/sandboxes/{id}/connect", ROUTE_SANDBOX, sandbox_connect },
 	{ "GET", "/sandboxes/{id}/metrics", ROUTE_SANDBOX, sandbox_metrics_get },
+	{ "POST", "/sandboxes/{id}/pause", ROUTE_SANDBOX, unsupported },
+	{ "POST", "/sandboxes/{id}/resume", ROUTE_SANDBOX, unsupported },
+	{ "POST", "/sandboxes/{id}/snapshots", ROUTE_SANDBOX, unsupported },
+	{ "POST", "/sandboxes/{id}/fork", ROUTE_SANDBOX, unsupported },
+	{ "PUT", "/sandboxes/{id}/network", ROUTE_SANDBOX, unsupported },
+	{ "GET", "/snapshots", 0, unsupported },
+	{ "DELETE", "/templates/{id}", 0, unsupported },
 };
 
 /* A sandbox's code interpreter (port 49999; the sandbox routed already). */

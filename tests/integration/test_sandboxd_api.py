@@ -218,6 +218,17 @@ def test_metrics_of_a_sandbox(daemon, sbx):
     assert_api_error(daemon.api("GET", "/sandboxes/inotthere0000000000000/metrics"), 404)
 
 
+def test_what_this_provider_lacks_says_so(daemon, sbx):
+    # Never the 404 that would tell the SDK the sandbox is gone.
+    for method, path in (("POST", "/sandboxes/%s/pause" % sbx), ("POST", "/sandboxes/%s/snapshots" % sbx),
+                         ("POST", "/sandboxes/%s/fork" % sbx), ("PUT", "/sandboxes/%s/network" % sbx),
+                         ("GET", "/snapshots"), ("DELETE", "/templates/x")):
+        body = assert_api_error(daemon.api(method, path, json={}), 501)
+        assert "not supported by this provider" in body["message"], body
+    assert_api_error(daemon.api("POST", "/sandboxes/inotthere0000000000000/pause", json={}), 404)
+    assert daemon.run(sbx, "1 + 1").text == "2"          # and it is still there
+
+
 def test_timeout_and_refresh(daemon):
     sid = daemon.create(template="base", timeout=30)
     try:
