@@ -334,3 +334,29 @@ def test_rpc_checks_token_user_and_encoding(daemon, box):
     assert_rpc_error(r, 415, "invalid_argument", "JSON")
     assert_rpc_error(rpc(daemon, box, "Stat", {}), 400, "invalid_argument", "path")
     assert_rpc_error(rpc(daemon, box, "WatchDir", {"path": "/"}), 501, "unimplemented")
+
+
+def test_upload_cut_off_midway_leaves_nothing(daemon, box):
+    # The client goes away with most of the body unsent: the temporary
+    # file is removed when the request ends, the target never appears.
+    import socket
+    import time
+    sid, tok = box
+    boundary = "cutoffboundary"
+    head = ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n" % boundary).encode()
+    request = ("POST /files?path=/home/user/cut.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "E2b-Sandbox-Id: %s\r\nE2b-Sandbox-Port: %d\r\nX-Access-Token: %s\r\n"
+               "Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n"
+               % (sid, ENVD_PORT, tok, boundary, len(head) + (10 << 20))).encode()
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    s.sendall(request + head + b"x" * (1 << 20))
+    deadline = time.monotonic() + 20
+    while leftovers(daemon, box, "/home/user") == "[]":      # the upload has begun
+        assert time.monotonic() < deadline, "no temporary file appeared"
+        time.sleep(0.05)
+    s.close()
+    while leftovers(daemon, box, "/home/user") != "[]":
+        assert time.monotonic() < deadline, "the temporary file stayed"
+        time.sleep(0.05)
+    assert_envd_error(get(daemon, box, "cut.bin"), 404)
