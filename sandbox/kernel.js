@@ -838,7 +838,9 @@ function restoreEnv(saved) {
 let count = 0;
 
 async function execute(req) {
-  count += 1;
+  // Jupyter's store_history: false for a caller's own helper run, which
+  // the execution count leaves out.
+  if (req.store_history !== false) count += 1;
   const state = { n: count, errorSent: false, abort: null };
   send({ type: 'number_of_executions', execution_count: state.n });
   current = state;

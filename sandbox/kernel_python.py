@@ -1126,7 +1126,10 @@ class Kernel:
             except Exception:
                 pass
 
-    def execute(self, code, env_vars):
+    def execute(self, code, env_vars, store_history=True):
+        """Runs one cell; store_history False (Jupyter's: a run of the
+        caller's own, such as Iris's context helper) leaves the execution
+        count as it was."""
         shell = self.shell
         n = shell.execution_count
         self.in_exec = True
@@ -1148,7 +1151,7 @@ class Kernel:
             try:
                 self._user_enter()
                 try:
-                    result = shell.run_cell(code, store_history=True)
+                    result = shell.run_cell(code, store_history=store_history)
                 finally:
                     self._user_leave()
             except BaseException as e:        # interrupted outside the cell's code
@@ -1165,8 +1168,8 @@ class Kernel:
                 pass
         finally:
             self.intr_enabled = False
-            if shell.execution_count <= n:    # IPython skips it when interrupted
-                shell.execution_count = n + 1
+            if store_history and shell.execution_count <= n:
+                shell.execution_count = n + 1     # IPython skips it when interrupted
             self._restore_env(saved)
             self._flush_streams()
             self.capture.end({"type": "end_of_execution"})
@@ -1200,7 +1203,8 @@ class Kernel:
                 if not isinstance(code, str):
                     self.bad_request('"code" must be a string')
                     continue
-                self.execute(code, req.get("env_vars"))
+                self.execute(code, req.get("env_vars"),
+                             req.get("store_history") is not False)
             else:
                 self.log("unknown op skipped: %r" % (op,))
 

@@ -483,11 +483,11 @@ cut_off(struct e2b *c, const struct e2b_sandbox *sb)
 }
 
 enum e2b_status
-e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
-    size_t code_len, const char *language, struct json_object *env_vars,
-    long timeout_ms, int (*on_event)(void *, struct json_object *),
+e2b_execute(struct e2b *c, const struct e2b_sandbox *sb,
+    const struct e2b_run *run, int (*on_event)(void *, struct json_object *),
     void *arg, int *started)
 {
+	long timeout_ms = run->timeout_ms;
 	struct json_object *req;
 	struct curl_slist *hdrs;
 	struct run r;
@@ -508,12 +508,15 @@ e2b_execute(struct e2b *c, const struct e2b_sandbox *sb, const char *code,
 
 	req = json_object_new_object();
 	json_object_object_add(req, "code",
-	    json_object_new_string_len(code, (int)code_len));
+	    json_object_new_string_len(run->code, (int)run->code_len));
 	json_object_object_add(req, "language",
-	    json_object_new_string(language));
-	if (env_vars)
+	    json_object_new_string(run->language));
+	if (run->env_vars)
 		json_object_object_add(req, "env_vars",
-		    json_object_get(env_vars));
+		    json_object_get(run->env_vars));
+	if (!run->store_history)
+		json_object_object_add(req, "store_history",
+		    json_object_new_boolean(0));
 	if (cfg->run_deadline_grace_ms > 0) {
 		json_object_object_add(req, "timeout",
 		    json_object_new_double(timeout_ms / 1000.0));

@@ -74,21 +74,32 @@ enum e2b_status	 e2b_kill(struct e2b *c, const char *id);
 enum e2b_status	 e2b_set_timeout(struct e2b *c, const char *id,
 		    int timeout_s);
 
+/* One run: what POST /execute is sent. */
+struct e2b_run {
+	const char		*code;
+	size_t			 code_len;
+	const char		*language;
+	struct json_object	*env_vars;	/* an object of strings, or NULL */
+	long			 timeout_ms;
+	/* 0: a run of Iris's own (a context or package helper), which a
+	 * kernel that knows Jupyter's store_history does not count in its
+	 * execution count; E2B's server ignores it. */
+	int			 store_history;
+};
+
 /*
- * Runs code in sb's default context for language, handing each event
- * (a JSON object of the E2B NDJSON stream; keepalives too, every 5 s of
- * silence, so the caller can look at its own client) to on_event as it
- * arrives; on_event returns -1 to stop.  It ends at
- * end_of_execution, or when timeout_ms passes (E2B_TIMEOUT; *started
- * tells whether the provider had begun answering).  With a provider that
- * keeps the deadline itself (run_deadline_grace_ms), the provider is told
- * it and the run's own TimeoutError comes from it -- saying whether the
- * context's state was kept -- and timeout_ms is only the backstop, later
- * by the grace and 3 s.  env_vars: an object of strings, or NULL.
+ * Runs run->code in sb's default context for its language, handing each
+ * event (a JSON object of the E2B NDJSON stream; keepalives too, every 5 s
+ * of silence, so the caller can look at its own client) to on_event as it
+ * arrives; on_event returns -1 to stop.  It ends at end_of_execution, or
+ * when timeout_ms passes (E2B_TIMEOUT; *started tells whether the
+ * provider had begun answering).  With a provider that keeps the deadline
+ * itself (run_deadline_grace_ms), the provider is told it and the run's
+ * own TimeoutError comes from it -- saying whether the context's state was
+ * kept -- and timeout_ms is only the backstop, later by the grace and 3 s.
  */
 enum e2b_status	 e2b_execute(struct e2b *c, const struct e2b_sandbox *sb,
-		    const char *code, size_t code_len, const char *language,
-		    struct json_object *env_vars, long timeout_ms,
+		    const struct e2b_run *run,
 		    int (*on_event)(void *arg, struct json_object *event),
 		    void *arg, int *started);
 

@@ -567,11 +567,13 @@ static enum e2b_status
 helper_run(struct run *r, const char *code, const char *language,
     struct json_object *env, struct outcome *o)
 {
+	struct e2b_run run = { .code = code, .code_len = strlen(code),
+	    .language = language, .env_vars = env, .timeout_ms = 60000 };
 	int started;
 
 	outcome_init(o, 1 << 20);
-	return e2b_execute(r->req->e2b, &r->lease.sb, code, strlen(code),
-	    language, env, 60000, outcome_collect, o, &started);
+	return e2b_execute(r->req->e2b, &r->lease.sb, &run, outcome_collect, o,
+	    &started);
 }
 
 /*
@@ -989,6 +991,7 @@ run_code(struct run *r, struct json_object *env)
 	struct json_object *body;
 	enum e2b_status st;
 	int64_t t_run;
+	struct e2b_run run;
 	int started, lost;
 	long ms;
 
@@ -999,9 +1002,11 @@ run_code(struct run *r, struct json_object *env)
 	}
 	/* executionTime is the run's own, not the sandbox's creation. */
 	t_run = ts_mono_ms();
-	st = e2b_execute(req->e2b, &r->lease.sb, r->er->code, r->er->code_len,
-	    r->er->language, env, (long)r->er->timeout_s * 1000, on_event, r,
-	    &started);
+	run = (struct e2b_run){ .code = r->er->code,
+	    .code_len = r->er->code_len, .language = r->er->language,
+	    .env_vars = env, .timeout_ms = (long)r->er->timeout_s * 1000,
+	    .store_history = 1 };
+	st = e2b_execute(req->e2b, &r->lease.sb, &run, on_event, r, &started);
 	ms = (long)(ts_mono_ms() - t_run);
 	if (st == E2B_TIMEOUT && started) {
 		outcome_timeout(&r->out, r->er->timeout_s);

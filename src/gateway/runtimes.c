@@ -492,12 +492,14 @@ probe_one(struct request *req, const struct e2b_sandbox *sb,
 	struct json_object *report = NULL;
 	struct outcome o;
 	enum e2b_status st;
+	struct e2b_run run;
 	int started;
 
 	*entry = NULL;
 	outcome_init(&o, PROBE_OUTPUT_MAX);
-	st = e2b_execute(req->e2b, sb, l->probe, strlen(l->probe), l->name,
-	    NULL, PROBE_TIMEOUT_MS, outcome_collect, &o, &started);
+	run = (struct e2b_run){ .code = l->probe, .code_len = strlen(l->probe),
+	    .language = l->name, .timeout_ms = PROBE_TIMEOUT_MS };
+	st = e2b_execute(req->e2b, sb, &run, outcome_collect, &o, &started);
 	if (st == E2B_OK && !outcome_failed(&o) &&
 	    (report = report_of(&o)) != NULL)
 		*entry = runtimes_entry(l->name, report);

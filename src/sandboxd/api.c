@@ -855,6 +855,7 @@ execute(struct http_req *req, struct sandbox *sb)
 	struct json_object *body, *code, *env = NULL, *v = NULL;
 	struct http_stream stream;
 	long timeout_ms;
+	int sh;
 	struct exec_stream *s = NULL;
 	struct context *ctx;
 	char err[256];
@@ -888,8 +889,11 @@ execute(struct http_req *req, struct sandbox *sb)
 		text_error(req, 500, "out of memory");
 		goto fail;
 	}
+	/* Jupyter's store_history (ours, not E2B's): false for a caller's own
+	 * helper runs, which the execution count then leaves out. */
+	sh = !member(body, "store_history", &v) || json_object_get_boolean(v);
 	s->ex = kernel_exec_start(sb, ctx, json_object_get_string(code), env,
-	    timeout_ms, http_client_fd(req), err, sizeof(err));
+	    timeout_ms, sh, http_client_fd(req), err, sizeof(err));
 	kernel_context_put(ctx);
 	if (s->ex == NULL) {
 		text_error(req, 500, "%s", err);

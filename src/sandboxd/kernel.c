@@ -809,8 +809,8 @@ say_replaced(struct exec *ex)
 
 struct exec *
 kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
-    const struct json_object *env_vars, long timeout_ms, int client_fd,
-    char *err, size_t errlen)
+    const struct json_object *env_vars, long timeout_ms, int store_history,
+    int client_fd, char *err, size_t errlen)
 {
 	int64_t t0 = ts_mono_ms();	/* the wait for its turn counts */
 	struct json_object *req;
@@ -854,6 +854,9 @@ kernel_exec_start(struct sandbox *sb, struct context *ctx, const char *code,
 	if (env_vars)
 		json_object_object_add(req, "env_vars",
 		    json_object_get((struct json_object *)env_vars));
+	if (!store_history)
+		json_object_object_add(req, "store_history",
+		    json_object_new_boolean(0));
 	text = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN,
 	    &len);
 	if (send(ctx->fd, text, len, MSG_NOSIGNAL) != (ssize_t)len ||

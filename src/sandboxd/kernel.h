@@ -73,7 +73,8 @@ const char	*kernel_language(const char *name);
  */
 struct exec	*kernel_exec_start(struct sandbox *sb, struct context *ctx,
 		    const char *code, const struct json_object *env_vars,
-		    long timeout_ms, int client_fd, char *err, size_t errlen);
+		    long timeout_ms, int store_history, int client_fd,
+		    char *err, size_t errlen);
 
 /*
  * Fills buf with the next bytes of the NDJSON answer, blocking until

@@ -145,6 +145,18 @@ def test_own_context_variable_is_kept(stack, language, own, show, want):
     assert run(stack, show, session=sess, language=language)["output"] == want
 
 
+@pytest.mark.parametrize("language,show", [
+    ("python", "print(context)"), ("javascript", "console.log(context)")])
+def test_context_runs_count_once(stack, language, show):
+    """The helper run that hands a context over is not an execution of the
+    caller's: executionCount goes 1, 2, 3, as the calls do."""
+    sess = "ctx-count-" + language
+    counts = [run(stack, show, session=sess, language=language, context=[i])["executionCount"]
+              for i in range(3)]
+    counts.append(run(stack, show, session=sess, language=language)["executionCount"])
+    assert counts == [1, 2, 3, 4], counts
+
+
 def test_no_context_keeps_line_numbers(stack):
     r = stack.execute({"code": "context\n1/0"})
     res = assert_ran(r)["result"]
