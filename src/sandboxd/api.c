@@ -679,10 +679,33 @@ sandbox_refresh(struct route_call *c)
 	}
 }
 
+/* A unix-seconds query parameter: 1 and *out if given, 0 if absent, -1
+ * (answered 400) if not an integer. */
+static int
+seconds_param(struct http_req *req, const char *name, long long *out)
+{
+	const char *v = http_query(req, name);
+	char *end;
+
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0') {
+		api_error(req, 400, "%s must be unix seconds", name);
+		return -1;
+	}
+	return 1;
+}
+
+#define METRICS_SLACK_S	5	/* the SDK rounds its times to seconds */
+
 /*
- * GET /sandboxes/{id}/metrics (E2B's SandboxMetric): one sample, now --
- * CPU since the previous call (or the start), memory of its group, disk
- * of its home -- whatever start and end ask for (E2B keeps a series).
+ * GET /sandboxes/{id}/metrics[?start=S&end=E] (E2B's SandboxMetric): one
+ * sample, now -- CPU since the previous call (or the start), memory of its
+ * group, disk of its home -- if now is within [start, end] (E2B keeps a
+ * series; no past samples are kept here, so a range that ended earlier
+ * has none).
  */
 static void
 sandbox_metrics_get(struct route_call *c)
@@ -690,7 +713,17 @@ sandbox_metrics_get(struct route_call *c)
 	struct sandbox_metrics m;
 	struct json_object *o, *list;
 	int64_t now = ts_now_ms();
+	long long from = 0, to = 0;
+	int has_from, has_to;
 
+	if ((has_from = seconds_param(c->req, "start", &from)) == -1 ||
+	    (has_to = seconds_param(c->req, "end", &to)) == -1)
+		return;
+	if ((has_from && from > now / 1000 + METRICS_SLACK_S) ||
+	    (has_to && to < now / 1000 - METRICS_SLACK_S)) {
+		http_reply_json(c->req, 200, json_object_new_array());
+		return;
+	}
 	if (sandbox_metrics(c->sb, CPU_COUNT, &m) == -1) {
 		not_found(c->req, sandbox_id(c->sb));
 		return;

@@ -216,6 +216,13 @@ def test_metrics_of_a_sandbox(daemon, sbx):
     assert (64 << 20) <= m["memUsed"] <= m["memTotal"], m
     assert (8 << 20) <= m["diskUsed"] <= m["diskTotal"], m
     assert_api_error(daemon.api("GET", "/sandboxes/inotthere0000000000000/metrics"), 404)
+    # A range around now has the sample; one that ended an hour ago has none.
+    now = int(time.time())
+    r = daemon.api("GET", "/sandboxes/%s/metrics?start=%d&end=%d" % (sbx, now - 60, now))
+    assert len(r.json()) == 1, describe(r)
+    r = daemon.api("GET", "/sandboxes/%s/metrics?start=%d&end=%d" % (sbx, now - 3600, now - 1800))
+    assert r.status_code == 200 and r.json() == [], describe(r)
+    assert_api_error(daemon.api("GET", "/sandboxes/%s/metrics?start=soon" % sbx), 400)
 
 
 def test_what_this_provider_lacks_says_so(daemon, sbx):
