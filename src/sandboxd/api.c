@@ -1108,6 +1108,10 @@ static const struct files_answer {
 	[FILES_NOT_DIR] = { 400, "invalid_argument", 400, "is not a directory" },
 	[FILES_TOO_MANY] = { 400, "resource_exhausted", 429,
 	    "holds more entries than one listing gives (10000)" },
+	[FILES_NOT_WRITABLE] = { 403, "permission_denied", 403, "is not where "
+	    "files may be written (/home/user and /tmp; the rest is read-only)" },
+	[FILES_CROSS_DEVICE] = { 400, "invalid_argument", 400, "is on another "
+	    "file system than the source: a move cannot cross them" },
 	[FILES_ERROR] = { 500, "internal", 500, "cannot be opened" },
 };
 
@@ -1184,14 +1188,19 @@ envd_files_get(struct route_call *c)
 static int	which_plane(struct http_req *, char *, size_t, int *,
 		    const char **);
 
-/* An upload's state, from its headers to its answer. */
+#define UPLOAD_MAX_FILES	32	/* files one upload may hold */
+
+/* An upload's state, from its headers to its answer.  Its files stay
+ * temporaries until the whole body is in: all are renamed into place,
+ * or none. */
 struct upload {
 	struct sandbox		*sb;		/* a reference */
 	int			 root_fd;	/* the sandbox's root, or -1 */
 	uid_t			 uid;
 	const char		*path;		/* the path parameter, or NULL */
-	struct files_upload	 file;		/* the part being written */
-	int			 writing;	/* file is open */
+	struct files_upload	 files[UPLOAD_MAX_FILES];
+	size_t			 nfiles;	/* begun */
+	int			 writing;	/* files[nfiles - 1] is open */
 	char			 current[FILES_PATH_MAX];	/* its path */
 	char			 filename[FILES_PATH_MAX];	/* its part's */
 	uint64_t		 part_bytes;	/* of the part so far */
@@ -1199,6 +1208,17 @@ struct upload {
 	int			 status;	/* an error to answer, else 0 */
 	char			 message[640];
 };
+
+/* Removes every temporary (a no-op for what was committed). */
+static void
+upload_abort_all(struct upload *up)
+{
+	size_t i;
+
+	for (i = 0; i < up->nfiles; i++)
+		files_upload_abort(&up->files[i]);
+	up->writing = 0;
+}
 
 static int __attribute__((format(printf, 3, 4)))
 upload_fail(struct upload *up, int status, const char *fmt, ...)
@@ -1211,9 +1231,7 @@ upload_fail(struct upload *up, int status, const char *fmt, ...)
 		vsnprintf(up->message, sizeof(up->message), fmt, ap);
 		va_end(ap);
 	}
-	if (up->writing)
-		files_upload_abort(&up->file);
-	up->writing = 0;
+	upload_abort_all(up);
 	return -1;
 }
 
@@ -1248,25 +1266,26 @@ upload_open(struct upload *up, const char *path)
 			    "files to the same path '%.512s' in one upload "
 			    "request", up->current);
 	}
-	if (files_upload_begin(&up->file, up->root_fd, up->uid, (gid_t)up->uid,
-	    up->current, &err) == -1)
+	if (up->nfiles == UPLOAD_MAX_FILES)
+		return upload_fail(up, 400, "one upload holds at most %d files",
+		    UPLOAD_MAX_FILES);
+	if (files_upload_begin(&up->files[up->nfiles], up->root_fd, up->uid,
+	    (gid_t)up->uid, up->current, &err) == -1)
 		return upload_files_fail(up, up->current, err);
+	up->nfiles++;
 	up->writing = 1;
 	return 0;
 }
 
-/* Renames the file being written into place and lists it. */
+/* The file being written is complete: listed, renamed at the end. */
 static int
 upload_close(struct upload *up)
 {
 	struct json_object *e;
-	enum files_err err;
 
 	if (!up->writing)
 		return 0;
 	up->writing = 0;
-	if (files_upload_commit(&up->file, &err) == -1)
-		return upload_files_fail(up, up->current, err);
 	e = json_object_new_object();
 	json_object_object_add(e, "path", json_object_new_string(up->current));
 	json_object_object_add(e, "name", json_object_new_string(
@@ -1284,10 +1303,9 @@ upload_write(void *ctx, const char *data, size_t len)
 
 	if (up->status != 0)
 		return -1;
-	if (files_upload_write(&up->file, data, len, &err) == -1) {
-		up->writing = 0;		/* aborted by the write */
+	if (files_upload_write(&up->files[up->nfiles - 1], data, len, &err) ==
+	    -1)
 		return upload_files_fail(up, up->current, err);
-	}
 	return 0;
 }
 
@@ -1323,8 +1341,7 @@ upload_release(void *ctx)
 {
 	struct upload *up = ctx;
 
-	if (up->writing)
-		files_upload_abort(&up->file);
+	upload_abort_all(up);
 	if (up->root_fd != -1)
 		close(up->root_fd);
 	json_object_put(up->done);
@@ -1380,7 +1397,8 @@ api_body_sink(struct http_req *req, void *arg, struct http_sink *sink)
 			upload_fail(up, 400, "the multipart body cannot be read "
 			    "(no boundary?)");
 	} else if (type != NULL && strncasecmp(type,
-	    "application/octet-stream", 24) == 0) {
+	    "application/octet-stream", 24) == 0 && strchr("; \t",
+	    type[24]) != NULL) {
 		if (up->path == NULL)
 			upload_fail(up, 400, "path query parameter is required "
 			    "for raw body upload");
@@ -1406,11 +1424,23 @@ envd_files_post(struct route_call *c)
 {
 	struct upload *up = http_sink_ctx(c->req);
 
+	enum files_err err;
+	size_t i;
+
 	if (up == NULL) {
 		api_error(c->req, 500, "the upload could not be prepared");
 		return;
 	}
+	if (http_sink_finish(c->req) == -1)
+		upload_fail(up, 400, "the multipart body is malformed or cut "
+		    "short (no closing boundary)");
 	upload_close(up);
+	/* The whole body is in: every file into place, in order. */
+	for (i = 0; up->status == 0 && i < up->nfiles; i++)
+		if (files_upload_commit(&up->files[i], &err) == -1)
+			upload_files_fail(up, json_object_get_string(
+			    json_object_object_get(json_object_array_get_idx(
+			    up->done, i), "path")), err);
 	if (up->status != 0)
 		api_error(c->req, up->status, "%s", up->message);
 	else

@@ -68,8 +68,9 @@ open_error(int e)
 		return FILES_ESCAPES;
 	case EACCES:
 	case EPERM:
-	case EROFS:
 		return FILES_DENIED;
+	case EROFS:
+		return FILES_NOT_WRITABLE;
 	case ENAMETOOLONG:
 		return FILES_BAD_PATH;
 	case ENOSPC:
@@ -166,37 +167,95 @@ files_open_read(int root_fd, uid_t uid, gid_t gid, const char *path,
 	return fd;
 }
 
+#define MAKE_DEPTH_MAX	128	/* directories one call may make */
+
+/* 1 if dir_fd is on the file system of /home/user or of /tmp: where the
+ * daemon may change files (bounded tmpfs mounts of the sandbox; /dev's
+ * tmpfs has no size cap, and its mount points must not move). */
+static int
+writable_dir(int root_fd, uid_t uid, gid_t gid, int dir_fd)
+{
+	static const char *const places[] = { FILES_HOME, "/tmp" };
+	struct stat d, p;
+	size_t i;
+	int fd, ok = 0;
+
+	if (fstat(dir_fd, &d) == -1)
+		return 0;
+	for (i = 0; i < sizeof(places) / sizeof(places[0]) && !ok; i++) {
+		if ((fd = open_in(root_fd, uid, gid, places[i], O_PATH |
+		    O_DIRECTORY)) == -1)
+			continue;
+		ok = fstat(fd, &p) == 0 && p.st_dev == d.st_dev;
+		close(fd);
+	}
+	return ok;
+}
+
 /* An O_PATH fd of directory dir (as files_resolve writes it), made with
- * its missing parents if need be; or -1 (errno). */
+ * its missing parents if need be -- only where files may be written
+ * (errno EROFS elsewhere); or -1 (errno).  Iterative: a deep path costs
+ * no stack. */
 static int
 ensure_dir(int root_fd, uid_t uid, gid_t gid, const char *dir)
 {
-	char parent[FILES_PATH_MAX];
-	const char *base;
+	char prefix[FILES_PATH_MAX], name[256];
+	const char *p;
 	struct fsids old;
-	int fd, pfd, rc, e;
+	size_t len, n;
+	int fd, nfd, rc, e, levels = 0;
 
-	if ((fd = open_in(root_fd, uid, gid, dir, O_PATH | O_DIRECTORY)) != -1 ||
-	    errno != ENOENT || strcmp(dir, "/") == 0)
-		return fd;
-	base = strrchr(dir, '/') + 1;
-	snprintf(parent, sizeof(parent), "%.*s", (int)(base - dir > 1 ?
-	    base - dir - 1 : 1), dir);
-	if ((pfd = ensure_dir(root_fd, uid, gid, parent)) == -1)
-		return -1;
-	old = become(uid, gid);
-	rc = mkdirat(pfd, base, 0755);
-	e = errno;
-	restore(old);
-	if (rc == -1 && e != EEXIST) {
-		close(pfd);
-		errno = e;
+	snprintf(prefix, sizeof(prefix), "%s", dir);
+	len = strlen(prefix);
+	/* The deepest directory there is already. */
+	while ((fd = open_in(root_fd, uid, gid, prefix, O_PATH |
+	    O_DIRECTORY)) == -1) {
+		if (errno != ENOENT || len <= 1)
+			return -1;
+		if (++levels > MAKE_DEPTH_MAX) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		while (len > 1 && prefix[len - 1] != '/')
+			len--;
+		if (len > 1)
+			len--;
+		prefix[len] = '\0';
+	}
+	if (!writable_dir(root_fd, uid, gid, fd)) {
+		close(fd);
+		errno = EROFS;
 		return -1;
 	}
-	fd = openat(pfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	e = errno;
-	close(pfd);
-	errno = e;
+	/* Then each missing one below it, made as the user. */
+	for (p = dir + (len > 1 ? len : 0); *(p += strspn(p, "/")) != '\0';
+	    p += n) {
+		if ((n = strcspn(p, "/")) >= sizeof(name)) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		old = become(uid, gid);
+		rc = mkdirat(fd, name, 0755);
+		e = errno;
+		restore(old);
+		if (rc == -1 && e != EEXIST) {
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		nfd = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		e = errno;
+		close(fd);
+		if (nfd == -1) {
+			errno = e;
+			return -1;
+		}
+		fd = nfd;
+	}
 	return fd;
 }
 
@@ -221,6 +280,16 @@ files_upload_begin(struct files_upload *up, int root_fd, uid_t uid,
 		return -1;
 	}
 	snprintf(up->name, sizeof(up->name), "%s", base + 1);
+	/* A directory in the way is envd's 400, wherever it is. */
+	if ((e = open_in(root_fd, uid, gid, path, O_PATH)) != -1) {
+		int is_dir = fstat(e, &st) == 0 && S_ISDIR(st.st_mode);
+
+		close(e);
+		if (is_dir) {
+			*err = FILES_IS_DIR;
+			return -1;
+		}
+	}
 	snprintf(dir, sizeof(dir), "%.*s", (int)(base > path ? base - path : 1),
 	    path);
 	if ((up->dir_fd = ensure_dir(root_fd, uid, gid, dir)) == -1) {
@@ -693,6 +762,11 @@ files_remove(int root_fd, uid_t uid, gid_t gid, const char *path,
 		*err = errno == EINVAL ? FILES_BAD_PATH : open_error(errno);
 		return -1;
 	}
+	if (!writable_dir(root_fd, uid, gid, pfd)) {
+		close(pfd);
+		*err = FILES_NOT_WRITABLE;
+		return -1;
+	}
 	old = become(uid, gid);
 	rc = remove_at(pfd, base, 0);
 	restore(old);
@@ -708,6 +782,7 @@ files_move(int root_fd, uid_t uid, gid_t gid, const char *from,
 	char dir[FILES_PATH_MAX];
 	const char *fbase, *tbase = strrchr(to, '/');
 	struct fsids old;
+	struct stat st;
 	int ffd, tfd, rc;
 
 	if (tbase == NULL || tbase[1] == '\0') {
@@ -716,6 +791,15 @@ files_move(int root_fd, uid_t uid, gid_t gid, const char *from,
 	}
 	if ((ffd = open_parent(root_fd, uid, gid, from, &fbase)) == -1) {
 		*err = errno == EINVAL ? FILES_BAD_PATH : open_error(errno);
+		return -1;
+	}
+	/* The source first: a failed move makes no directories. */
+	old = become(uid, gid);
+	rc = fstatat(ffd, fbase, &st, AT_SYMLINK_NOFOLLOW);
+	restore(old);
+	if (rc == -1 || !writable_dir(root_fd, uid, gid, ffd)) {
+		*err = rc == -1 ? open_error(errno) : FILES_NOT_WRITABLE;
+		close(ffd);
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%.*s", (int)(tbase > to ? tbase - to : 1),
@@ -728,7 +812,8 @@ files_move(int root_fd, uid_t uid, gid_t gid, const char *from,
 	old = become(uid, gid);
 	rc = renameat(ffd, fbase, tfd, tbase + 1);
 	restore(old);
-	*err = rc == 0 ? FILES_OK : open_error(errno);
+	*err = rc == 0 ? FILES_OK : errno == EXDEV ? FILES_CROSS_DEVICE :
+	    errno == EINVAL ? FILES_BAD_PATH : open_error(errno);
 	close(ffd);
 	close(tfd);
 	return rc;

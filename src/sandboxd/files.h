@@ -28,6 +28,8 @@ enum files_err {
 	FILES_EXISTS,		/* a directory is there already */
 	FILES_NOT_DIR,		/* not a directory, where one is needed */
 	FILES_TOO_MANY,		/* a listing past its bound */
+	FILES_NOT_WRITABLE,	/* outside /home/user and /tmp (or read-only) */
+	FILES_CROSS_DEVICE,	/* a move to another file system */
 	FILES_ERROR		/* anything else: errno */
 };
 

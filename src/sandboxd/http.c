@@ -232,12 +232,29 @@ form_write(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
+int
+http_sink_finish(struct http_req *req)
+{
+	struct form *f;
+	enum MHD_Result ok;
+
+	if (req->sink.write != form_write || req->sink_done)
+		return 0;
+	f = req->sink.ctx;
+	if (f->pp == NULL)
+		return 0;
+	ok = MHD_destroy_post_processor(f->pp);
+	f->pp = NULL;
+	return ok == MHD_YES ? 0 : -1;
+}
+
 static void
 form_release(void *ctx)
 {
 	struct form *f = ctx;
 
-	MHD_destroy_post_processor(f->pp);
+	if (f->pp != NULL)
+		MHD_destroy_post_processor(f->pp);
 	if (f->release)
 		f->release(f->ctx);
 	free(f);

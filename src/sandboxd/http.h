@@ -76,6 +76,12 @@ void		*http_sink_ctx(struct http_req *req);
  */
 int		 http_form_sink(struct http_req *req, http_part_fn part,
 		    void *ctx, void (*release)(void *), struct http_sink *sink);
+/*
+ * Once the body is in, for the handler: 0 if a form sink's body ended as
+ * a form must (its closing boundary), -1 if it was cut short or
+ * malformed; 0 for other sinks.
+ */
+int		 http_sink_finish(struct http_req *req);
 /* The client's socket, to watch for a hang-up; -1 if unknown. */
 int		 http_client_fd(struct http_req *req);
 

@@ -360,3 +360,59 @@ def test_upload_cut_off_midway_leaves_nothing(daemon, box):
         assert time.monotonic() < deadline, "the temporary file stayed"
         time.sleep(0.05)
     assert_envd_error(get(daemon, box, "cut.bin"), 404)
+
+
+# --- what a hostile caller tried (each once broke something) ----------------------
+
+def test_a_very_deep_path_is_refused_not_a_crash(daemon, box):
+    deep = "/tmp/" + "a/" * 2044 + "z"
+    assert_rpc_error(rpc(daemon, box, "MakeDir", {"path": deep}), 400, "invalid_argument")
+    assert_envd_error(post(daemon, box, {"path": deep}, data=b"x",
+                           headers={"Content-Type": "application/octet-stream"}), 400)
+    assert daemon.api("GET", "/health").status_code == 200
+    assert rpc(daemon, box, "MakeDir", {"path": "/tmp/" + "b/" * 100}).status_code == 200
+
+
+def test_only_home_and_tmp_are_written(daemon, box):
+    # /dev is an uncapped tmpfs with the sandbox's mount points in it.
+    raw = {"Content-Type": "application/octet-stream"}
+    for path in ("/dev/big", "/dev/null", "/dev/shm/x", "/usr/x", "/x"):
+        assert_envd_error(post(daemon, box, {"path": path}, data=b"x", headers=raw), 403,
+                          "where files may be written")
+    for method, body in (("Remove", {"path": "/dev/shm"}), ("Remove", {"path": "/home/user"}),
+                         ("Move", {"source": "/dev/mqueue", "destination": "/dev/mq9"}),
+                         ("Move", {"source": "/tmp", "destination": "/home/user/t"}),
+                         ("MakeDir", {"path": "/dev/d"})):
+        assert_rpc_error(rpc(daemon, box, method, body), 403, "permission_denied")
+    got = run(daemon, box, "import os\nprint(os.path.ismount('/dev/shm'), "
+              "os.path.exists('/dev/big'), open('/dev/null', 'w').write('x'))").stdout
+    assert got == "True False 1\n", got
+
+
+def test_a_cut_or_failing_multipart_upload_writes_nothing(daemon, box):
+    boundary = "b0undary"
+    body = ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t\"\r\n\r\n"
+            "only part of it" % boundary).encode()
+    r = post(daemon, box, {"path": "/tmp/mp-cut.txt"}, data=body,
+             headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+    assert_envd_error(r, 400, "cut short")
+    # A later part fails: the earlier ones are not kept either.
+    assert_envd_error(post(daemon, box, files=[("file", ("/tmp/mp-ok1.txt", b"1")),
+                                               ("file", ("/usr/mp-no.txt", b"2"))]), 403)
+    assert_envd_error(post(daemon, box, {"path": "/tmp/mp-same.txt"},
+                           files=[("file", ("a", b"1")), ("file", ("b", b"2"))]), 400, "same path")
+    for path in ("/tmp/mp-cut.txt", "/tmp/mp-ok1.txt", "/tmp/mp-same.txt"):
+        assert_envd_error(get(daemon, box, path), 404)
+    assert leftovers(daemon, box, "/tmp") == "[]"
+    assert_envd_error(post(daemon, box, {"path": "x"}, data=b"x",
+                           headers={"Content-Type": "application/octet-streamXYZ"}), 400,
+                      "unsupported content type")
+
+
+def test_a_failed_move_makes_nothing_and_says_why(daemon, box):
+    assert_rpc_error(rpc(daemon, box, "Move", {"source": "/tmp/nope", "destination": "/tmp/mv/y/z"}),
+                     404, "not_found")
+    assert run(daemon, box, "import os\nprint(os.path.exists('/tmp/mv'))").stdout == "False\n"
+    run(daemon, box, "open('/tmp/cross', 'w').write('x')")
+    assert_rpc_error(rpc(daemon, box, "Move", {"source": "/tmp/cross", "destination": "cross"}),
+                     400, "invalid_argument", "another file system")
