@@ -586,7 +586,8 @@ list_sandboxes(struct route_call *c)
 	if (state == NULL || strstr(state, "running") != NULL)
 		sandbox_foreach(add_listed, &a);
 	json_object_put(a.filter);
-	qsort(a.items, a.n, sizeof(*a.items), cmp);
+	if (a.n > 1)		/* (items is NULL when there are none) */
+		qsort(a.items, a.n, sizeof(*a.items), cmp);
 	if (token != NULL)
 		while (first < a.n && cmp(&a.items[first], &cursor) <= 0)
 			first++;
