@@ -507,11 +507,16 @@ metadata_filter(const char *q)
 	while (q && *q) {
 		n = strcspn(q, "&");
 		snprintf(pair, sizeof(pair), "%.*s", (int)n, q);
-		if ((eq = strchr(pair, '=')) != NULL) {
-			*eq = '\0';
-			json_object_object_add(f, pair,
-			    json_object_new_string(eq + 1));
+		if ((eq = strchr(pair, '=')) == NULL) {
+			json_object_put(f);
+			return NULL;
 		}
+		*eq = '\0';
+		/* The SDKs encode each key and value as well (JS:
+		 * encodeURIComponent) before the query's own encoding. */
+		http_unescape(pair);
+		http_unescape(eq + 1);
+		json_object_object_add(f, pair, json_object_new_string(eq + 1));
 		q += n + (q[n] == '&');
 	}
 	return f;
@@ -581,8 +586,11 @@ list_sandboxes(struct route_call *c)
 		return;
 	}
 	a.template_id = http_query(req, "template");
-	if (md != NULL)
-		a.filter = metadata_filter(md);
+	if (md != NULL && (a.filter = metadata_filter(md)) == NULL) {
+		api_error(req, 400, "metadata must be key=value pairs joined "
+		    "by &");
+		return;
+	}
 	if (state == NULL || strstr(state, "running") != NULL)
 		sandbox_foreach(add_listed, &a);
 	json_object_put(a.filter);
@@ -1520,6 +1528,8 @@ rpc_path(struct http_req *req, struct json_object *body, const char *name,
 	struct json_object *v;
 
 	if (!member(body, name, &v) || !json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v) ||
 	    files_resolve(json_object_get_string(v), out, outsz) == -1) {
 		rpc_error(req, 400, "invalid_argument", "%s must be a path of at "
 		    "most %d bytes", name, FILES_PATH_MAX - 1);

@@ -68,8 +68,13 @@ http_header(struct http_req *req, const char *name)
 const char *
 http_query(struct http_req *req, const char *name)
 {
-	return MHD_lookup_connection_value(req->conn,
-	    MHD_GET_ARGUMENT_KIND, name);
+	const char *v = NULL;
+	size_t n = 0;
+
+	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name, strlen(name), &v, &n) != MHD_YES || v == NULL)
+		return NULL;
+	return strlen(v) == n ? v : "";	/* a %00 would cut it short */
 }
 
 const char *
@@ -196,6 +201,12 @@ http_reply_stream(struct http_req *req, int status, const char *content_type,
 	set_response(req, status, MHD_create_response_from_callback(
 	    MHD_SIZE_UNKNOWN, 64 * 1024, stream_cb, s, stream_free),
 	    content_type);
+}
+
+void
+http_unescape(char *s)
+{
+	MHD_http_unescape(s);
 }
 
 void *

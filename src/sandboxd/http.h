@@ -62,7 +62,8 @@ void		 http_stop(struct http_server *srv);
 
 const char	*http_method(struct http_req *req);
 const char	*http_path(struct http_req *req);
-/* A request header or query argument; NULL if absent. */
+/* A request header or query argument; NULL if absent.  A query argument
+ * holding a NUL byte (%00) reads as "", never as its part before it. */
 const char	*http_header(struct http_req *req, const char *name);
 const char	*http_query(struct http_req *req, const char *name);
 const char	*http_body(struct http_req *req, size_t *len);
@@ -84,6 +85,9 @@ int		 http_form_sink(struct http_req *req, http_part_fn part,
 int		 http_sink_finish(struct http_req *req);
 /* The client's socket, to watch for a hang-up; -1 if unknown. */
 int		 http_client_fd(struct http_req *req);
+
+/* Percent-decodes s in place (as the server decodes a query). */
+void		 http_unescape(char *s);
 
 /* Answers; each request gets exactly one. */
 void		 http_reply(struct http_req *req, int status,

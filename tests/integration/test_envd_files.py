@@ -416,3 +416,14 @@ def test_a_failed_move_makes_nothing_and_says_why(daemon, box):
     run(daemon, box, "open('/tmp/cross', 'w').write('x')")
     assert_rpc_error(rpc(daemon, box, "Move", {"source": "/tmp/cross", "destination": "cross"}),
                      400, "invalid_argument", "another file system")
+
+
+
+def test_a_nul_byte_never_shortens_a_path(daemon, box):
+    run(daemon, box, "open('/home/user/nul.txt', 'w').write('n')")
+    assert_envd_error(get(daemon, box, "nul.txt\x00.jpg"), 400, "path")
+    assert_envd_error(post(daemon, box, {"path": "nul.txt\x00.sh"}, data=b"x",
+                           headers={"Content-Type": "application/octet-stream"}), 400, "path")
+    assert_rpc_error(rpc(daemon, box, "Stat", {"path": "nul.txt\u0000junk"}), 400,
+                     "invalid_argument")
+    assert get(daemon, box, "nul.txt").content == b"n"

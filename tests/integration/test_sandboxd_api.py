@@ -170,6 +170,19 @@ def test_get_list_filter(daemon):
     assert daemon.api("GET", "/v2/sandboxes?metadata=suite%3D" + tag).json() == []
 
 
+def test_list_metadata_as_the_js_sdk_encodes_it(daemon):
+    # encodeURIComponent on each key and value, then the query's own encoding.
+    from urllib.parse import quote
+    sid = daemon.create(timeout=100, metadata={"owner": "John Doe & co", "k=1": "a/b"})
+    try:
+        md = "owner=%s&%s=%s" % (quote("John Doe & co", safe=""), quote("k=1", safe=""),
+                                 quote("a/b", safe=""))
+        r = daemon.api("GET", "/v2/sandboxes?metadata=" + quote(md, safe=""))
+        assert [x["sandboxID"] for x in r.json()] == [sid], describe(r)
+    finally:
+        daemon.delete(sid)
+
+
 def test_list_pages_orders_and_filters(daemon):
     tag = "page-%d" % time.monotonic_ns()
     ids = [daemon.create(template=t, timeout=100, metadata={"suite": tag})
@@ -196,6 +209,7 @@ def test_list_pages_orders_and_filters(daemon):
         assert [x["sandboxID"] for x in r.json()] == ids[1:], describe(r)
         for bad in ("&order=up", "&startedAfter=yesterday", "&nextToken=junk", "&limit=101"):
             assert_api_error(daemon.api("GET", q + bad), 400)
+        assert_api_error(daemon.api("GET", "/v2/sandboxes?metadata=suite"), 400)
     finally:
         for sid in ids:
             daemon.delete(sid)
