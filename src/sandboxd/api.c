@@ -1189,7 +1189,8 @@ envd_files_get(struct route_call *c)
 	if (fd == -1)
 		files_error(req, full, err);
 	else
-		http_reply_fd(req, 200, "application/octet-stream", fd, size);
+		http_reply_fd(req, 200, "application/octet-stream", fd,
+		    size > 0 ? size : HTTP_SIZE_UNKNOWN);
 }
 
 /* --- envd uploads: POST /files, its body taken as it arrives --------------- */
@@ -1266,6 +1267,8 @@ upload_open(struct upload *up, const char *path)
 	if (files_resolve(path, up->current, sizeof(up->current)) == -1)
 		return upload_fail(up, 400, "path must be given, at most %d "
 		    "bytes", FILES_PATH_MAX - 1);
+	if (path[strlen(path) - 1] == '/')	/* "dir/": not a file's name */
+		return upload_files_fail(up, up->current, FILES_IS_DIR);
 	for (i = 0; i < json_object_array_length(up->done); i++) {
 		struct json_object *e = json_object_array_get_idx(up->done, i), *v;
 

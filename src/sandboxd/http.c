@@ -1,5 +1,6 @@
 /* HTTP for the daemon, on libmicrohttpd, one thread per connection. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -150,13 +151,45 @@ http_reply_json(struct http_req *req, int status, struct json_object *obj)
 	json_object_put(obj);
 }
 
+/* A file read to its end, for an answer of unknown size. */
+static ssize_t
+fd_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n;
+
+	(void)pos;
+	while ((n = read(*(int *)cls, buf, max)) == -1 && errno == EINTR)
+		;
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void
+fd_free(void *cls)
+{
+	close(*(int *)cls);
+	free(cls);
+}
+
 void
 http_reply_fd(struct http_req *req, int status, const char *content_type,
     int fd, uint64_t size)
 {
 	struct MHD_Response *resp;
+	int *owned;
 
-	if ((resp = MHD_create_response_from_fd64(size, fd)) == NULL) {
+	if (size != HTTP_SIZE_UNKNOWN)
+		resp = MHD_create_response_from_fd64(size, fd);
+	else if ((owned = malloc(sizeof(*owned))) == NULL)
+		resp = NULL;
+	else {
+		*owned = fd;
+		if ((resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    64 * 1024, fd_read, owned, fd_free)) == NULL)
+			free(owned);
+	}
+	if (resp == NULL) {
 		close(fd);
 		return;
 	}

@@ -98,7 +98,9 @@ void		 http_reply_json(struct http_req *req, int status,
 void		 http_reply_stream(struct http_req *req, int status,
 		    const char *content_type, const struct http_stream *stream);
 /* Answers with the first size bytes of fd, which it takes over (closed
- * once sent, or at once if the answer cannot be built). */
+ * once sent, or at once if the answer cannot be built); HTTP_SIZE_UNKNOWN:
+ * all it gives until its end (a /proc file says it has 0 bytes). */
+#define HTTP_SIZE_UNKNOWN	UINT64_MAX
 void		 http_reply_fd(struct http_req *req, int status,
 		    const char *content_type, int fd, uint64_t size);
 /* Adds a header to the coming answer. */

@@ -427,3 +427,15 @@ def test_a_nul_byte_never_shortens_a_path(daemon, box):
     assert_rpc_error(rpc(daemon, box, "Stat", {"path": "nul.txt\u0000junk"}), 400,
                      "invalid_argument")
     assert get(daemon, box, "nul.txt").content == b"n"
+
+
+def test_proc_files_and_trailing_slashes(daemon, box):
+    # A /proc file says it has 0 bytes: it is read to its end all the same.
+    r = get(daemon, box, "/proc/self/../1/status")
+    assert r.status_code == 200 and b"Name:" in r.content, describe(r)
+    assert b"processor" in get(daemon, box, "/proc/cpuinfo").content
+    # "dir/" names a directory, never a file to make.
+    assert_envd_error(post(daemon, box, {"path": "/tmp/slashed/"}, data=b"x",
+                           headers={"Content-Type": "application/octet-stream"}), 400,
+                      "is a directory")
+    assert run(daemon, box, "import os\nprint(os.path.exists('/tmp/slashed'))").stdout == "False\n"
