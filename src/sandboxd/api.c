@@ -688,6 +688,82 @@ sandbox_refresh(struct route_call *c)
 	}
 }
 
+/* One SandboxMetric of sb, sampled now; NULL if it is going. */
+static struct json_object *
+metric_json(struct sandbox *sb, int64_t now)
+{
+	struct sandbox_metrics m;
+	struct json_object *o;
+
+	if (sandbox_metrics(sb, CPU_COUNT, &m) == -1)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "timestamp", iso(now));
+	json_object_object_add(o, "timestampUnix", json_object_new_int64(
+	    now / 1000));
+	json_object_object_add(o, "cpuCount", json_object_new_int(CPU_COUNT));
+	json_object_object_add(o, "cpuUsedPct", json_object_new_double(
+	    (double)(long long)(m.cpu_used_pct * 100 + 0.5) / 100));
+	json_object_object_add(o, "memUsed", json_object_new_int64(m.mem_used));
+	json_object_object_add(o, "memTotal", json_object_new_int64(
+	    m.mem_total));
+	json_object_object_add(o, "memCache", json_object_new_int64(
+	    m.mem_cache));
+	json_object_object_add(o, "diskUsed", json_object_new_int64(
+	    m.disk_used));
+	json_object_object_add(o, "diskTotal", json_object_new_int64(
+	    m.disk_total));
+	return o;
+}
+
+#define METRICS_IDS_MAX	100	/* sandboxes one metrics call may name */
+
+/*
+ * GET /sandboxes/metrics?sandbox_ids=a,b (E2B's SandboxesWithMetrics):
+ * {"sandboxes": {"<id>": SandboxMetric}} of those of them that are live
+ * (at most 100 named; others are left out).
+ */
+static void
+sandboxes_metrics_get(struct route_call *c)
+{
+	const char *ids = http_query(c->req, "sandbox_ids"), *p;
+	struct json_object *all, *o;
+	struct sandbox *sb;
+	int64_t now = ts_now_ms();
+	char id[64];
+	size_t n;
+	int count = 0;
+
+	if (ids == NULL || *ids == '\0') {
+		api_error(c->req, 400, "sandbox_ids must list sandbox ids, "
+		    "comma-separated");
+		return;
+	}
+	all = json_object_new_object();
+	for (p = ids; *p != '\0'; p += n + (p[n] == ',')) {
+		n = strcspn(p, ",");
+		if (++count > METRICS_IDS_MAX) {
+			json_object_put(all);
+			api_error(c->req, 400, "sandbox_ids names at most %d "
+			    "sandboxes", METRICS_IDS_MAX);
+			return;
+		}
+		if (n == 0 || n >= sizeof(id))
+			continue;
+		memcpy(id, p, n);
+		id[n] = '\0';
+		if (!ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
+		    (sb = sandbox_find(id)) == NULL)
+			continue;
+		if ((o = metric_json(sb, now)) != NULL)
+			json_object_object_add(all, id, o);
+		sandbox_put(sb);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "sandboxes", all);
+	http_reply_json(c->req, 200, o);
+}
+
 /* A unix-seconds query parameter: 1 and *out if given, 0 if absent, -1
  * (answered 400) if not an integer. */
 static int
@@ -719,7 +795,6 @@ seconds_param(struct http_req *req, const char *name, long long *out)
 static void
 sandbox_metrics_get(struct route_call *c)
 {
-	struct sandbox_metrics m;
 	struct json_object *o, *list;
 	int64_t now = ts_now_ms();
 	long long from = 0, to = 0;
@@ -733,26 +808,10 @@ sandbox_metrics_get(struct route_call *c)
 		http_reply_json(c->req, 200, json_object_new_array());
 		return;
 	}
-	if (sandbox_metrics(c->sb, CPU_COUNT, &m) == -1) {
+	if ((o = metric_json(c->sb, now)) == NULL) {
 		not_found(c->req, sandbox_id(c->sb));
 		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "timestamp", iso(now));
-	json_object_object_add(o, "timestampUnix", json_object_new_int64(
-	    now / 1000));
-	json_object_object_add(o, "cpuCount", json_object_new_int(CPU_COUNT));
-	json_object_object_add(o, "cpuUsedPct", json_object_new_double(
-	    (double)(long long)(m.cpu_used_pct * 100 + 0.5) / 100));
-	json_object_object_add(o, "memUsed", json_object_new_int64(m.mem_used));
-	json_object_object_add(o, "memTotal", json_object_new_int64(
-	    m.mem_total));
-	json_object_object_add(o, "memCache", json_object_new_int64(
-	    m.mem_cache));
-	json_object_object_add(o, "diskUsed", json_object_new_int64(
-	    m.disk_used));
-	json_object_object_add(o, "diskTotal", json_object_new_int64(
-	    m.disk_total));
 	list = json_object_new_array();
 	json_object_array_add(list, o);
 	http_reply_json(c->req, 200, list);
@@ -1800,6 +1859,7 @@ static const struct route control_routes[] = {
 	{ "GET", "/pool", 0, pool_status },
 	{ "POST", "/sandboxes", 0, create_sandbox },
 	{ "GET", "/sandboxes", 0, list_sandboxes },
+	{ "GET", "/sandboxes/metrics", 0, sandboxes_metrics_get },	/* before {id} */
 	{ "GET", "/sandboxes/{id}", ROUTE_SANDBOX, sandbox_get },
 	{ "DELETE", "/sandboxes/{id}", ROUTE_SANDBOX, sandbox_delete },
 	{ "POST", "/sandboxes/{id}/timeout", ROUTE_SANDBOX, sandbox_timeout },

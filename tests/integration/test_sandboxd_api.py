@@ -237,6 +237,12 @@ def test_metrics_of_a_sandbox(daemon, sbx):
     r = daemon.api("GET", "/sandboxes/%s/metrics?start=%d&end=%d" % (sbx, now - 3600, now - 1800))
     assert r.status_code == 200 and r.json() == [], describe(r)
     assert_api_error(daemon.api("GET", "/sandboxes/%s/metrics?start=soon" % sbx), 400)
+    # Several at once: the live ones among those named.
+    r = daemon.api("GET", "/sandboxes/metrics?sandbox_ids=%s,inotthere0000000000000,../x" % sbx)
+    assert r.status_code == 200 and list(r.json()["sandboxes"]) == [sbx], describe(r)
+    assert r.json()["sandboxes"][sbx]["cpuCount"] == 2, describe(r)
+    assert_api_error(daemon.api("GET", "/sandboxes/metrics"), 400)
+    assert_api_error(daemon.api("GET", "/sandboxes/metrics?sandbox_ids=" + ",".join(["a"] * 101)), 400)
 
 
 def test_what_this_provider_lacks_says_so(daemon, sbx):
