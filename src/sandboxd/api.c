@@ -1191,22 +1191,12 @@ files_answer_of(enum files_err err)
 	return &files_answers[err];
 }
 
-static const char *
-files_answer(enum files_err err, int *status)
-{
-	const struct files_answer *a = files_answer_of(err);
-
-	*status = a->status;
-	return a->what;
-}
-
 static void
 files_error(struct http_req *req, const char *path, enum files_err err)
 {
-	int status;
-	const char *what = files_answer(err, &status);
+	const struct files_answer *a = files_answer_of(err);
 
-	api_error(req, status, "path '%.512s' %s", path, what);
+	api_error(req, a->status, "path '%.512s' %s", path, a->what);
 }
 
 /*
@@ -1307,10 +1297,9 @@ upload_fail(struct upload *up, int status, const char *fmt, ...)
 static int
 upload_files_fail(struct upload *up, const char *path, enum files_err err)
 {
-	int status;
-	const char *what = files_answer(err, &status);
+	const struct files_answer *a = files_answer_of(err);
 
-	return upload_fail(up, status, "path '%.512s' %s", path, what);
+	return upload_fail(up, a->status, "path '%.512s' %s", path, a->what);
 }
 
 /* Starts writing path (a parameter or a part's filename). */
@@ -1440,10 +1429,11 @@ api_body_sink(struct http_req *req, void *arg, struct http_sink *sink)
 	int port = 0;
 
 	(void)arg;
-	if (which_plane(req, id, sizeof(id), &port, &err) != 1 ||
-	    port != ENVD_PORT || strcmp(http_method(req), "POST") != 0 ||
+	/* Called for every request: the cheap tests first. */
+	if (strcmp(http_method(req), "POST") != 0 ||
 	    strcmp(http_path(req), "/files") != 0 ||
-	    !ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
+	    which_plane(req, id, sizeof(id), &port, &err) != 1 ||
+	    port != ENVD_PORT || !ids_sandbox_valid(id, SANDBOX_ID_LEN) ||
 	    (sb = sandbox_find(id)) == NULL)
 		return 0;		/* not an upload: answered as any request */
 	if ((up = calloc(1, sizeof(*up))) == NULL) {

@@ -8,13 +8,10 @@
 
 #include "sandboxd/route.h"
 #include "fuzz.h"
+#include "../unit/route_rows.h"
 
 static const struct route table[] = {
-	{ .method = "GET", .pattern = "/health" },
-	{ .method = "POST", .pattern = "/sandboxes" },
-	{ .method = "GET", .pattern = "/sandboxes" },
-	{ .method = "GET", .pattern = "/sandboxes/{id}" },
-	{ .method = "DELETE", .pattern = "/sandboxes/{id}" },
+	ROUTE_TEST_ROWS,
 	{ .method = "POST", .pattern = "/sandboxes/{id}/connect" },
 	{ .method = "POST", .pattern = "/contexts/{id}/restart" },
 	{ .method = "PUT", .pattern = "/a/{x}/{y}" },
